@@ -26,8 +26,9 @@ def test_split_snapshot():
         split_snapshot("vol@")
 
 
-@pytest.mark.parametrize("text,expected", [("10", 10 << 20), ("10G", 10 << 30), ("512K", 512 << 10),
-                                           ("1.5T", 3 << 39), ("4MiB", 4 << 20), ("10 g", 10 << 30)])
+@pytest.mark.parametrize("text,expected", [
+    ("10", 10 << 20), ("10G", 10 << 30), ("512K", 512 << 10),
+    ("1.5T", 3 << 39), ("4MiB", 4 << 20), ("10 g", 10 << 30)])
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 

@@ -141,5 +141,5 @@ class ObjectStore(ABC):
     def lease_inquire(self, name):
         """The current Lease on `name` (possibly expired), or None if free."""
 
-    def close(self):
+    def close(self):  # noqa: B027 -- optional hook, most stores hold nothing
         """Release resources (fds, cluster handles)."""
