@@ -1,0 +1,496 @@
+"""FileStore: one file per object under a directory (the store behind filed).
+
+Layout under `root`:
+  objects/XX/YY/NAME   XXYY = first 4 hex digits of SHA-256(NAME): 65,536 fan-out
+                       directories keep every directory small;
+  leases/st/NAME       lease state (JSON, replaced atomically);
+  leases/lk/NAME       flock(2) target that serialises lease changes and fences
+                       mutations against them across processes.
+NAME is the object name after check_name(); the only escaping needed is a leading
+'.', written as '%.' so that '.' and '..' stay ordinary files ('%' is not a name
+character, so nothing collides). Temporary files start with '#', also outside the
+name alphabet, and are skipped by list().
+
+Durability: `write` is a pwrite (survives a crash of this process); `flush` and
+`fua` fdatasync the files written and fsync the directories that gained entries.
+`replace`/`copy` write a temp file, fsync it, rename it into place and fsync the
+directory; `put_if_absent` links the synced temp file (no-clobber), so a reader sees
+the old or the new object, never a torn one. `durable=False` skips every fsync
+(benchmark set-up only: like qemu's cache=unsafe).
+"""
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import uuid
+from collections import OrderedDict
+
+from ..errors import BackendError, NoSpace, NotFound, Timeout
+from . import leasing
+from .base import ObjectStore, StoreInfo
+from .leasing import check_name
+
+log = logging.getLogger(__name__)
+
+
+def _fname(name):
+    return "%" + name if name[0] == "." else name
+
+
+def _unfname(fn):
+    return fn[1:] if fn[0] == "%" else fn
+
+
+@contextlib.contextmanager
+def _oserror(what):
+    """Wrap OSError into the project's errors at the one place that calls the OS."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpace(f"{what}: store is full") from None
+        raise BackendError(f"{what}: {e.strerror}", errno=e.errno) from None
+
+
+class _Fd:
+    __slots__ = ("dirty", "doomed", "fd", "refs")
+
+    def __init__(self, fd):
+        self.fd, self.refs, self.dirty, self.doomed = fd, 0, False, False
+
+
+class FileStore(ObjectStore):
+    kind = "file"
+
+    def __init__(self, root, fdcache=256, durable=True):
+        self.root = os.path.abspath(root)
+        self._objdir = os.path.join(self.root, "objects")
+        self._stdir = os.path.join(self.root, "leases", "st")
+        self._lkdir = os.path.join(self.root, "leases", "lk")
+        with _oserror(f"cannot create store directory {self.root}"):
+            for d in (self._objdir, self._stdir, self._lkdir):
+                os.makedirs(d, exist_ok=True)
+        self._fdcache = max(1, fdcache)
+        self._durable = durable
+        self._fds = OrderedDict()      # name -> _Fd, LRU order
+        self._dirty_dirs = set()       # directories with unsynced new entries
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+
+    def __repr__(self):
+        return f"FileStore({self.root!r})"
+
+    # -- paths and syncing --------------------------------------------------------------
+    def _dir(self, name):
+        h = hashlib.sha256(name.encode()).hexdigest()
+        return os.path.join(self._objdir, h[:2], h[2:4])
+
+    def _path(self, name):
+        return os.path.join(self._dir(name), _fname(name))
+
+    def _fsync(self, fd):
+        if self._durable:
+            os.fsync(fd)
+
+    def _fsync_dir(self, d):
+        if not self._durable:
+            return
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _mkdirs(self, d):
+        """Create the fan-out directory `d`, remembering the parents to fsync."""
+        if not os.path.isdir(d):
+            os.makedirs(d, exist_ok=True)
+            with self._lock:
+                self._dirty_dirs.update((os.path.dirname(d), self._objdir))
+
+    # -- fd cache -------------------------------------------------------------------------
+    def _get_fd(self, name, create):
+        """A referenced cache entry for `name` (release with _put_fd), or None if the
+        object does not exist and `create` is false."""
+        with self._lock:
+            e = self._fds.get(name)
+            if e is not None:
+                self._fds.move_to_end(name)
+                e.refs += 1
+                return e
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if not create:
+                return None
+            self._mkdirs(os.path.dirname(path))
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            with self._lock:
+                self._dirty_dirs.add(os.path.dirname(path))
+        with self._lock:
+            e = self._fds.get(name)
+            if e is not None:           # another thread opened it meanwhile
+                os.close(fd)
+            else:
+                e = self._fds[name] = _Fd(fd)
+            e.refs += 1
+            self._evict()
+            return e
+
+    def _put_fd(self, e):
+        with self._lock:
+            e.refs -= 1
+            if e.doomed and e.refs == 0:
+                self._close_entry(e)
+
+    def _close_entry(self, e):
+        if e.dirty:
+            try:
+                self._fsync(e.fd)       # an evicted fd must not lose pending durability
+            except OSError as err:
+                log.error("fsync on close failed: %s", err)
+        os.close(e.fd)
+
+    def _evict(self):
+        while len(self._fds) > self._fdcache:
+            for name, e in self._fds.items():
+                if e.refs == 0:
+                    del self._fds[name]
+                    self._close_entry(e)
+                    break
+            else:
+                return              # everything in use; the cache may exceed its size
+
+    def _forget(self, name):
+        """Drop the cached fd of `name` (deleted or replaced by a rename)."""
+        with self._lock:
+            e = self._fds.pop(name, None)
+            if e is not None:
+                e.dirty = False     # the inode is gone from the namespace
+                if e.refs == 0:
+                    self._close_entry(e)
+                else:
+                    e.doomed = True
+
+    # -- fencing ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _fenced(self, lease):
+        """Hold the lease's lock shared while the mutation runs, after checking that
+        `lease` is still current: a lease change cannot slip in between."""
+        if lease is None:
+            yield
+            return
+        fd = os.open(os.path.join(self._lkdir, _fname(lease.name)),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            leasing.check_fence(self._lease_state(lease.name), lease)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- data objects -------------------------------------------------------------------
+    def readinto(self, name, offset, buf):
+        check_name(name)
+        buf = memoryview(buf).cast("B")
+        e = self._get_fd(name, create=False)
+        n = 0
+        if e is not None:
+            try:
+                with _oserror(f"read {name}"):
+                    while n < len(buf):
+                        got = os.preadv(e.fd, [buf[n:]], offset + n)
+                        if got == 0:
+                            break
+                        n += got
+            finally:
+                self._put_fd(e)
+        if n < len(buf):
+            buf[n:] = bytes(len(buf) - n)
+        return len(buf)
+
+    def write(self, name, offset, data, *, fua=False, lease=None):
+        check_name(name)
+        data = memoryview(data).cast("B")
+        with _oserror(f"write {name}"), self._fenced(lease):
+            e = self._get_fd(name, create=True)
+            try:
+                done = 0
+                while done < len(data):
+                    done += os.pwrite(e.fd, data[done:], offset + done)
+                if fua:
+                    if self._durable:
+                        os.fdatasync(e.fd)
+                    self._sync_dirs()
+                else:
+                    e.dirty = True
+            finally:
+                self._put_fd(e)
+        return len(data)
+
+    def _sync_dirs(self):
+        with self._lock:
+            dirs, self._dirty_dirs = self._dirty_dirs, set()
+        # Deepest first: a file's directory entry before its parents'.
+        for d in sorted(dirs, key=len, reverse=True):
+            self._fsync_dir(d)
+
+    def flush(self):
+        with self._lock:
+            todo = [e for e in self._fds.values() if e.dirty]
+            for e in todo:
+                e.dirty = False
+                e.refs += 1
+        try:
+            with _oserror("flush"):
+                for e in todo:
+                    if self._durable:
+                        os.fdatasync(e.fd)
+                self._sync_dirs()
+        finally:
+            for e in todo:
+                self._put_fd(e)
+
+    def stat(self, name):
+        check_name(name)
+        try:
+            return os.stat(self._path(name)).st_size
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise BackendError(f"stat {name}: {e.strerror}") from None
+
+    def delete(self, name, *, lease=None):
+        check_name(name)
+        path = self._path(name)
+        with _oserror(f"delete {name}"), self._fenced(lease):
+            self._forget(name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            self._fsync_dir(os.path.dirname(path))
+        return True
+
+    def _tmp(self, d):
+        self._mkdirs(d)
+        return os.path.join(d, "#tmp-" + uuid.uuid4().hex)
+
+    def _publish(self, tmp, path, name):
+        """Rename the synced temp file over `path`, durably."""
+        os.rename(tmp, path)
+        self._forget(name)
+        self._sync_dirs()
+        self._fsync_dir(os.path.dirname(path))
+
+    def copy(self, src, dst, *, lease=None):
+        check_name(src)
+        check_name(dst)
+        path = self._path(dst)
+        tmp = self._tmp(os.path.dirname(path))
+        with _oserror(f"copy {src} to {dst}"), self._fenced(lease):
+            try:
+                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                try:
+                    self._copy_sparse(src, out)
+                    self._fsync(out)
+                finally:
+                    os.close(out)
+                self._publish(tmp, path, dst)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    def _copy_sparse(self, src, out):
+        """Copy only the data extents of `src` (a copy-up of a sparse overlay object
+        costs what was written, not the object size); holes stay holes."""
+        try:
+            fd = os.open(self._path(src), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            pos = 0
+            while pos < size:
+                try:
+                    start = os.lseek(fd, pos, os.SEEK_DATA)
+                except OSError as e:
+                    if e.errno != errno.ENXIO:
+                        raise
+                    break
+                end = os.lseek(fd, start, os.SEEK_HOLE)
+                while start < end:
+                    n = os.copy_file_range(fd, out, end - start, start, start)
+                    if n == 0:
+                        break
+                    start += n
+                pos = end
+            os.ftruncate(out, size)
+        finally:
+            os.close(fd)
+
+    # -- whole objects ------------------------------------------------------------------
+    def get(self, name):
+        check_name(name)
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise NotFound(f"object {name} does not exist") from None
+        except OSError as e:
+            raise BackendError(f"get {name}: {e.strerror}") from None
+
+    def _write_tmp(self, d, data):
+        tmp = self._tmp(d)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data).cast("B")
+            done = 0
+            while done < len(view):
+                done += os.write(fd, view[done:])
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def replace(self, name, data, *, lease=None):
+        check_name(name)
+        path = self._path(name)
+        with _oserror(f"replace {name}"), self._fenced(lease):
+            tmp = self._write_tmp(os.path.dirname(path), data)
+            try:
+                self._publish(tmp, path, name)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    def put_if_absent(self, name, data):
+        check_name(name)
+        path = self._path(name)
+        if os.path.exists(path):
+            return False
+        with _oserror(f"put {name}"):
+            tmp = self._write_tmp(os.path.dirname(path), data)
+            try:
+                os.link(tmp, path)         # fails if present: never clobbers
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+            self._sync_dirs()
+            self._fsync_dir(os.path.dirname(path))
+        return True
+
+    def list(self, prefix=""):
+        with _oserror("list"):
+            for a in sorted(os.listdir(self._objdir)):
+                top = os.path.join(self._objdir, a)
+                for b in os.listdir(top):
+                    for fn in os.listdir(os.path.join(top, b)):
+                        if fn[0] == "#":
+                            continue
+                        name = _unfname(fn)
+                        if name.startswith(prefix):
+                            yield name
+
+    def info(self):
+        used = 0
+        with _oserror("info"):
+            for dirpath, _dirs, files in os.walk(self._objdir):
+                for fn in files:
+                    with contextlib.suppress(FileNotFoundError):
+                        used += os.stat(os.path.join(dirpath, fn)).st_blocks * 512
+            st = os.statvfs(self.root)
+        return StoreInfo(used=used, free=st.f_bavail * st.f_frsize)
+
+    def close(self):
+        with contextlib.suppress(Exception):
+            self.flush()
+        with self._lock:
+            for e in self._fds.values():
+                if e.refs == 0:
+                    os.close(e.fd)
+                else:
+                    e.doomed = True
+            self._fds.clear()
+
+    # -- leases -------------------------------------------------------------------------
+    def _lease_state(self, name):
+        try:
+            with open(os.path.join(self._stdir, _fname(name))) as f:
+                return leasing.LeaseState.from_dict(json.load(f))
+        except FileNotFoundError:
+            return leasing.LeaseState()
+        except ValueError:
+            raise BackendError(f"lease state of {name} is corrupt") from None
+
+    def _save_lease(self, name, state):
+        path = os.path.join(self._stdir, _fname(name))
+        tmp = path + ".#tmp"            # under the exclusive flock: one writer at a time
+        with open(tmp, "w") as f:
+            json.dump(state.to_dict(), f)
+            f.flush()
+            self._fsync(f.fileno())
+        os.rename(tmp, path)
+        self._fsync_dir(self._stdir)
+
+    @contextlib.contextmanager
+    def _lease_locked(self, name):
+        """(state) under an exclusive flock; saved on exit if changed."""
+        check_name(name)
+        with _oserror(f"lease {name}"):
+            fd = os.open(os.path.join(self._lkdir, _fname(name)),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                state = self._lease_state(name)
+                before = state.to_dict()
+                yield state
+                if state.to_dict() != before:
+                    self._save_lease(name, state)
+            finally:
+                os.close(fd)
+
+    def lease_acquire(self, name, owner, ttl, *, wait=False, timeout=None, version=None):
+        delays = leasing.wait_delays(timeout)
+        while True:
+            try:
+                with self._lease_locked(name) as state:
+                    return leasing.try_acquire(state, name, owner, ttl, version)
+            except leasing.Busy:
+                if not wait or version is not None:
+                    raise
+            delay = next(delays, None)
+            if delay is None:
+                raise Timeout(f"timed out waiting for lease {name}")
+            with self._cond:            # woken early by a release in this process
+                self._cond.wait(delay)
+
+    def lease_renew(self, lease, ttl):
+        with self._lease_locked(lease.name) as state:
+            return leasing.renew(state, lease, ttl)
+
+    def lease_release(self, lease):
+        with self._lease_locked(lease.name) as state:
+            leasing.release(state, lease)
+        with self._cond:
+            self._cond.notify_all()
+
+    def lease_break(self, name):
+        with self._lease_locked(name) as state:
+            if state.owner is not None:
+                log.warning("breaking lease %s held by %s (generation %d)",
+                            name, state.owner, state.generation)
+                state.owner, state.expires = None, 0.0
+        with self._cond:
+            self._cond.notify_all()
+
+    def lease_inquire(self, name):
+        check_name(name)
+        state = self._lease_state(name)
+        return None if state.owner is None else state.lease(name)
