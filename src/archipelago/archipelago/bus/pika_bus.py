@@ -14,7 +14,15 @@ import pika.exceptions as pex
 from .base import Bus, Delivery
 from .config import redact
 from .errors import BusError, ReplyTimeout, Unroutable
-from .schema import EXCHANGE, HEARTBEAT_EXCHANGE, MAX_REPLY, MAX_REQUEST, decode, encode
+from .schema import (
+    EXCHANGE,
+    HEARTBEAT_EXCHANGE,
+    MAX_REPLY,
+    MAX_REQUEST,
+    decode,
+    decode_reply,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 DIRECT_REPLY = "amq.rabbitmq.reply-to"
@@ -171,7 +179,7 @@ class PikaBus(Bus):
                 self._drop()
                 raise BusError(f"lost the RabbitMQ connection waiting for {routing_key}: "
                                f"{_why(e)}") from None
-        return decode(self._replies.pop(cid), MAX_REPLY)
+        return decode_reply(self._replies.pop(cid))
 
     def _ensure_rpc(self):
         ch = self._channel()

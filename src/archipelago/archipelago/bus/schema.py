@@ -102,6 +102,20 @@ def decode(body, limit=MAX_REQUEST):
     return msg
 
 
+def decode_reply(body, limit=MAX_REPLY):
+    """A reply: a JSON object with a status (replies to malformed requests carry no
+    usable action or request_id, so those are not required)."""
+    if len(body) > limit:
+        raise MessageError(f"reply of {len(body)} bytes exceeds the {limit}-byte limit")
+    try:
+        msg = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise MessageError(f"reply is not valid JSON: {e}") from None
+    if not isinstance(msg, dict) or msg.get("status") not in (SUCCESS, ERROR):
+        raise MessageError("reply is not a JSON object with a status")
+    return msg
+
+
 def validate(msg, fields):
     """The action's fields from `msg`, type-checked and normalised by their checkers."""
     out = {}
@@ -146,9 +160,12 @@ def failure(msg, err, action=None):
     kind = _kind(err)
     rid = msg.get("request_id") if isinstance(msg, dict) else None
     act = action or (msg.get("action") if isinstance(msg, dict) else None)
-    return {"v": VERSION, "action": act if isinstance(act, str) else None,
-            "request_id": rid if isinstance(rid, str) else None,
-            "status": ERROR, "error": str(err), "kind": kind}
+    reply = {"v": VERSION, "action": act if isinstance(act, str) else "error",
+             "request_id": rid if isinstance(rid, str) else None,
+             "status": ERROR, "error": str(err), "kind": kind}
+    if isinstance(msg, dict) and isinstance(msg.get("volume"), str):
+        reply["volume"] = msg["volume"]     # callbacks are matched by volume
+    return reply
 
 
 def raise_for_error(reply):

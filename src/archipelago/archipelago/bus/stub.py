@@ -11,7 +11,7 @@ import logging
 
 from .base import Bus, Delivery
 from .errors import ReplyTimeout, Unroutable
-from .schema import MAX_REPLY, MAX_REQUEST, decode, encode
+from .schema import MAX_REPLY, MAX_REQUEST, decode_reply, encode
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class StubBus(Bus):
             self.drain()
             for d in self.queues[reply_q]:
                 if d.correlation_id == msg["request_id"]:
-                    return decode(d.body, MAX_REPLY)
+                    return decode_reply(d.body)
             raise ReplyTimeout(f"no reply from {routing_key} within {timeout:g}s")
         finally:
             del self.queues[reply_q]

@@ -1,0 +1,1 @@
+"""archipelago-nasd: the storage-node (NAS) daemon of the control plane (DESIGN §4)."""

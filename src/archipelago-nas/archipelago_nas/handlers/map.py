@@ -1,0 +1,77 @@
+"""map: create (or adopt) the volume, export it to the compute node, ask that node
+to attach it. The frontend's answer comes with the node's volume_mapped callback."""
+import logging
+
+from archipelago.bus import schema
+from archipelago.bus.dispatch import DEFERRED, Failure
+from archipelago.bus.errors import Unroutable
+from archipelago.bus.schema import Field, validate_host, validate_pool, validate_size
+from archipelago.errors import Busy, InvalidArgument, Unavailable, Unsupported
+from archipelago.names import validate_name
+
+from ..models import Volume
+from ..states import IN_PROGRESS, MAPPED, MAPPING, UNMAPPED, transition
+from .common import hold, mapping_dict, mapping_row
+
+log = logging.getLogger(__name__)
+
+FIELDS = {
+    "pool": Field(str, check=validate_pool),
+    "volume": Field(str, check=validate_name),
+    "remotehost": Field(str, check=validate_host),
+    "size": Field(int, check=validate_size),
+    "remotepool": Field(str, required=False, check=validate_pool),
+    "sync": Field(bool, required=False, default=False),
+    "image": Field(str, required=False, check=validate_name),
+}
+
+
+def handle(ctx, f):
+    if f["sync"]:
+        raise Unsupported("img_sync (local replicas on the compute node) is not "
+                          "implemented yet; map without img_sync")
+    if f["image"]:
+        raise Unsupported("image= (provisioning a clone of an image) is not implemented yet")
+    nas, s, name, host = ctx.node, ctx.session, f["volume"], f["remotehost"]
+    vol = s.get(Volume, name)
+    if vol is not None and vol.pool != f["pool"]:
+        raise InvalidArgument(f"volume {name} is in pool {vol.pool}, not {f['pool']}")
+    m = mapping_row(s, name)
+    if m.state == MAPPED and m.remotehost == host:
+        return mapping_dict(vol, m)          # already there: same answer again
+    if m.state in IN_PROGRESS:
+        raise Busy(f"volume {name} is busy: {m.state} on {m.remotehost}; retry later")
+    if m.state != UNMAPPED:
+        raise Busy(f"volume {name} is already {m.state} on {m.remotehost}; unmap it first")
+    nas.check_alive(s, host)
+    info = nas.volumes.ensure(f["pool"], name, f["size"])
+    if vol is None:
+        vol = Volume(name=name, pool=f["pool"], size=info.size)
+        s.add(vol)
+    uri = nas.volumes.export(f["pool"], name, host)
+    m.remotehost, m.remotepool, m.sync, m.uri, m.device = host, f["remotepool"], False, uri, None
+    hold(m, ctx, nas.map_timeout)
+    transition(s, m, MAPPING, f"map to {host} requested")
+    msg = schema.request("map", m.request_id, volume=name, uri=uri, size=info.size,
+                         nas=nas.name, read_only=False)
+    try:
+        ctx.bus.publish(host, msg, reply_to=nas.name, correlation_id=m.request_id,
+                        expiration=nas.map_timeout)
+    except Unroutable:
+        return _rollback(ctx, m, info, host)
+    return DEFERRED
+
+
+def _rollback(ctx, m, info, host):
+    nas = ctx.node
+    nas.volumes.unexport(info.pool, info.name)
+    if info.created:
+        nas.volumes.remove(info.pool, info.name)
+    transition(ctx.session, m, UNMAPPED, f"compute node {host} is unavailable (unroutable)")
+    m.remotehost = m.uri = m.request_id = m.reply_to = m.correlation_id = m.deadline = None
+    if info.created:
+        ctx.session.flush()
+        ctx.session.delete(m)
+        ctx.session.delete(ctx.session.get(Volume, info.name))
+    return Failure(Unavailable(f"compute node {host} is unavailable: no queue for it on the "
+                               "broker (is archipelago-vmd running there?)"))

@@ -1,0 +1,13 @@
+"""list_dev: the volumes attached on this compute node (rocks list host storagedev)."""
+from sqlalchemy import select
+
+from ..models import Device
+
+FIELDS = {}
+
+
+def handle(ctx, f):
+    rows = ctx.session.scalars(select(Device).order_by(Device.volume))
+    return {"host": ctx.node.name, "devices": [
+        {"volume": d.volume, "nas": d.nas, "device": d.device, "uri": d.uri, "size": d.size,
+         "read_only": d.read_only, "attached": d.attached} for d in rows]}
