@@ -26,5 +26,8 @@ setup(
         "SQLAlchemy>=2.0",  # daemon state (archipelago.bus.db)
         "python-daemon>=3.0",  # daemon runner (archipelago.bus.daemon)
     ],
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "vlmc = archipelago.cli.vlmc:main",
+        "archipelago = archipelago.cli.node:main",
+    ]},
 )

@@ -1,0 +1,1 @@
+"""Command-line tools of the archipelago package (click): vlmc, archipelago, xseg."""

@@ -1,0 +1,48 @@
+"""What every click command of this package shares: config loading and error exits.
+
+Every failure ends the same way: one line `PROG: error: MESSAGE` on stderr and
+the error's exit code (1 = failed, 2 = bad input or usage, as click does for
+usage errors), so scripts can rely on `$?` and operators on the message.
+"""
+import functools
+import json
+import logging
+import sys
+
+import click
+
+from .. import log as _log
+from ..errors import ArchipelagoError
+
+log = logging.getLogger(__name__)
+
+
+def fail(message, code=1):
+    prog = click.get_current_context().find_root().info_name or "archipelago"
+    click.echo(f"{prog}: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Turn ArchipelagoError (and a broken pipe on stdout) into a one-line exit."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ArchipelagoError as e:
+            log.debug("command failed", exc_info=True)
+            fail(str(e), e.exit_code)
+        except BrokenPipeError:
+            sys.exit(1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+    return wrapper
+
+
+def setup_logging(verbose):
+    _log.setup("DEBUG" if verbose > 1 else "INFO" if verbose else None)
+
+
+def echo_json(obj):
+    """Stable JSON for scripts: sorted keys, one document per command."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=True))

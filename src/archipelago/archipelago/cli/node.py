@@ -1,0 +1,113 @@
+"""`archipelago`: start, stop, restart and report this node's peers.
+
+    archipelago [-c CONF] [-u] start [ROLE]
+    archipelago [-c CONF] stop [ROLE]
+    archipelago [-c CONF] [-u] restart [ROLE]
+    archipelago [-c CONF] status [--json]      # exit 1 when a role is down
+    archipelago [-c CONF] config               # the effective peer configuration
+"""
+import click
+
+from .. import config as C
+from ..peers import config as PC
+from ..peers.supervisor import Supervisor, status_json
+from .common import echo_json, fail, handle_errors, setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--conf", "conf", metavar="CONF", envvar="ARCHIPELAGO_CONF",
+              help="configuration file (default /etc/archipelago/archipelago.conf; "
+                   "missing = the embedded single-node defaults)")
+@click.option("-u", "--user", "as_user", is_flag=True,
+              help="run the peers as the current user, ignoring [ARCHIPELAGO] user")
+@click.option("-v", "--verbose", count=True, help="log more (-vv: debug)")
+@click.pass_context
+@handle_errors
+def main(ctx, conf, as_user, verbose):
+    """Archipelago node: supervise the xseg peers (blockers, mapperd, vlmcd)."""
+    setup_logging(verbose)
+    ctx.obj = {"conf": conf, "as_user": as_user}
+
+
+def supervisor(ctx):
+    obj = ctx.find_root().obj
+    return Supervisor(C.load(obj["conf"]), obj["conf"], obj["as_user"])
+
+
+@main.command()
+@click.argument("role", required=False)
+@click.pass_context
+@handle_errors
+def start(ctx, role):
+    """Start every role in [PEERS] ORDER, or just ROLE."""
+    sup = supervisor(ctx)
+    started = sup.start(role)
+    for s in sup.status():
+        if role is None or s.role == role:
+            click.echo(s.line())
+    if not started:
+        click.echo("already running", err=True)
+
+
+@main.command()
+@click.argument("role", required=False)
+@click.pass_context
+@handle_errors
+def stop(ctx, role):
+    """Stop every role in reverse order (then remove the segment), or just ROLE."""
+    sup = supervisor(ctx)
+    stopped = sup.stop(role)
+    click.echo(f"stopped: {' '.join(stopped)}" if stopped else "nothing was running")
+
+
+@main.command()
+@click.argument("role", required=False)
+@click.pass_context
+@handle_errors
+def restart(ctx, role):
+    """Stop then start every role, or just ROLE."""
+    sup = supervisor(ctx)
+    sup.stop(role)
+    sup.start(role)
+    for s in sup.status():
+        if role is None or s.role == role:
+            click.echo(s.line())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+@handle_errors
+def status(ctx, as_json):
+    """One line per role; exit status 1 if any role is not running."""
+    statuses = supervisor(ctx).status()
+    if as_json:
+        click.echo(status_json(statuses))
+    else:
+        for s in statuses:
+            click.echo(s.line())
+    down = [s.role for s in statuses if s.state != "running"]
+    if down:
+        if not as_json:
+            fail(f"not running: {' '.join(down)}")
+        ctx.exit(1)
+
+
+@main.command("config")
+@click.pass_context
+@handle_errors
+def show_config(ctx):
+    """Print the validated peer configuration (defaults filled in) as JSON."""
+    cfg = C.load(ctx.find_root().obj["conf"])
+    xseg, roles = PC.check(cfg)
+    echo_json({"source": cfg.source, "XSEG": _plain(vars(xseg)),
+               "roles": {r.name: _plain(vars(r.opts)) for r in roles}})
+
+
+def _plain(d):
+    return {k: (v if isinstance(v, int | float | str | list | type(None)) else str(v))
+            for k, v in d.items()}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""`vlmc`: volumes, snapshots and clones of this node, through its peers.
+
+Every command talks to the node's mapperd (metadata) and vlmcd (volume I/O)
+through `archipelago.client`; the node must be running (`archipelago start`).
+Sizes take K/M/G/T suffixes; a bare number is MiB, as in the original vlmc.
+Exit status: 0 ok, 1 failed (message on stderr), 2 bad input or usage.
+"""
+import click
+
+from .. import client as _client
+from ..names import split_snapshot, validate_name
+from ..units import format_size, parse_size
+from . import transfer
+from .common import echo_json, handle_errors, setup_logging
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def size_arg(what):
+    """A click callback: parse_size with a message that names the option."""
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return parse_size(value, what=what)
+        except Exception as e:  # InvalidArgument -> click's usage error, exit 2
+            raise click.BadParameter(str(e)) from None
+    return parse
+
+
+def object_size_arg(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_size(value, default_unit="", what="object size")
+    except Exception as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("-c", "--conf", metavar="CONF", envvar="ARCHIPELAGO_CONF",
+              help="node configuration (default /etc/archipelago/archipelago.conf)")
+@click.option("-v", "--verbose", count=True, help="log more (-vv: debug)")
+@click.pass_context
+def main(ctx, conf, verbose):
+    """Manage Archipelago volumes, snapshots and clones."""
+    setup_logging(verbose)
+    ctx.obj = {"conf": conf, "client": None}
+    ctx.call_on_close(lambda: ctx.obj["client"] and ctx.obj["client"].close())
+
+
+def client(ctx):
+    """The node client, connected on first use (so --help needs no running node)."""
+    obj = ctx.find_root().obj
+    if obj["client"] is None:
+        obj["client"] = _client.connect(obj["conf"])
+    return obj["client"]
+
+
+@main.command()
+@click.argument("name")
+@click.option("-s", "--size", callback=size_arg("size"), help="volume size (bare = MiB)")
+@click.option("--snap", metavar="VOL@SNAP", help="clone this snapshot")
+@click.option("--object-size", callback=object_size_arg,
+              help="object size, a power of two 64K..32M (default 4M; bare = bytes)")
+@click.pass_context
+@handle_errors
+def create(ctx, name, size, snap, object_size):
+    """Create volume NAME: empty (--size) or a clone of a snapshot (--snap)."""
+    validate_name(name)
+    if snap:
+        _vol, s = split_snapshot(snap)
+        if s is None:
+            raise click.BadParameter(f"{snap!r} is not a snapshot; use VOLUME@SNAP",
+                                     param_hint="--snap")
+        if object_size:
+            raise click.BadParameter("a clone keeps its snapshot's object size",
+                                     param_hint="--object-size")
+        client(ctx).clone(snap, name, size)
+        click.echo(f"created {name} from {snap}")
+        return
+    if size is None:
+        raise click.UsageError("give --size SIZE (or --snap VOL@SNAP to clone)")
+    kw = {"object_size": object_size} if object_size else {}
+    client(ctx).create(name, size, **kw)
+    click.echo(f"created {name} ({format_size(size)})")
+
+
+@main.command()
+@click.argument("volume")
+@click.argument("snap")
+@click.pass_context
+@handle_errors
+def snapshot(ctx, volume, snap):
+    """Take snapshot SNAP of VOLUME (read-only, named VOLUME@SNAP)."""
+    validate_name(volume)
+    validate_name(snap, "snapshot")
+    client(ctx).snapshot(volume, snap)
+    click.echo(f"created {volume}@{snap}")
+
+
+@main.command(name="remove")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def remove(ctx, name):
+    """Remove volume NAME or snapshot VOL@SNAP (space comes back with `vlmc gc`)."""
+    split_snapshot(name)
+    client(ctx).remove(name)
+    click.echo(f"removed {name}")
+
+
+main.add_command(remove, "rm")
+
+
+@main.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+@handle_errors
+def list_(ctx, as_json):
+    """List volumes and snapshots."""
+    infos = client(ctx).list_info()
+    if as_json:
+        echo_json(infos)
+        return
+    for i in infos:
+        click.echo(f"{i['name']:<40} {format_size(i['size']):>8}"
+                   f"{'  read-only' if i.get('readonly') else ''}")
+
+
+main.add_command(list_, "ls")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+@handle_errors
+def info(ctx, name, as_json):
+    """Size, object size, origin, snapshots, allocated/unique bytes and lock owner."""
+    split_snapshot(name)
+    i = client(ctx).info(name)
+    if as_json:
+        echo_json(i)
+        return
+    for key, value in i.items():
+        if key in ("size", "object_size", "allocated", "unique"):
+            value = f"{format_size(value)} ({value} bytes)"
+        elif isinstance(value, list):
+            value = " ".join(map(str, value)) or "-"
+        elif value is None or value == "":
+            value = "-"
+        click.echo(f"{key + ':':<14} {value}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("size", callback=size_arg("size"))
+@click.pass_context
+@handle_errors
+def resize(ctx, name, size):
+    """Grow or shrink volume NAME to SIZE."""
+    validate_name(name)
+    client(ctx).resize(name, size)
+    click.echo(f"resized {name} to {format_size(size)}")
+
+
+@main.command()
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+@handle_errors
+def rename(ctx, old, new):
+    """Rename volume OLD to NEW."""
+    validate_name(old)
+    validate_name(new)
+    client(ctx).rename(old, new)
+    click.echo(f"renamed {old} to {new}")
+
+
+@main.command(name="hash")
+@click.argument("snap")
+@click.pass_context
+@handle_errors
+def hash_(ctx, snap):
+    """Content-address snapshot VOL@SNAP (dedup); prints its hash."""
+    split_snapshot(snap)
+    click.echo(client(ctx).hash(snap))
+
+
+@main.command(name="open")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def open_(ctx, name):
+    """Open NAME on this node: take its lock and keep its map cached."""
+    validate_name(name)
+    client(ctx).open(name)
+    click.echo(f"opened {name}")
+
+
+@main.command(name="close")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def close_(ctx, name):
+    """Close NAME: drain its writes and release its lock."""
+    validate_name(name)
+    client(ctx).close_volume(name)
+    click.echo(f"closed {name}")
+
+
+@main.command()
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def lock(ctx, name):
+    """Take the lock of NAME for this node (fails if held elsewhere)."""
+    validate_name(name)
+    client(ctx).lock(name)
+    click.echo(f"locked {name}")
+
+
+@main.command()
+@click.option("-f", "--force", is_flag=True, help="break a lock held by someone else")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def unlock(ctx, force, name):
+    """Release the lock of NAME (-f: whoever holds it)."""
+    validate_name(name)
+    client(ctx).unlock(name, force=force)
+    click.echo(f"unlocked {name}")
+
+
+@main.command(name="import")
+@click.argument("name")
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("-s", "--size", callback=size_arg("size"),
+              help="create NAME with this size if it does not exist (default: FILE's size)")
+@click.pass_context
+@handle_errors
+def import_(ctx, name, file, size):
+    """Copy raw image FILE (- = stdin) into volume NAME, skipping holes and zeros."""
+    validate_name(name)
+    n = transfer.import_image(client(ctx), name, file, size)
+    click.echo(f"imported {format_size(n)} into {name}", err=True)
+
+
+@main.command(name="export")
+@click.argument("spec", metavar="NAME[@SNAP]")
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
+@click.pass_context
+@handle_errors
+def export(ctx, spec, file):
+    """Copy volume or snapshot NAME[@SNAP] to raw FILE (- = stdout), sparse."""
+    split_snapshot(spec)
+    n = transfer.export_image(client(ctx), spec, file)
+    click.echo(f"exported {format_size(n)} from {spec}", err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+@handle_errors
+def du(ctx, as_json):
+    """Space used: per volume (allocated, unique) and by the store."""
+    d = client(ctx).du()
+    if as_json:
+        echo_json(d)
+        return
+    for v in d.get("volumes", []):
+        click.echo(f"{v['name']:<40} {format_size(v.get('allocated', 0)):>8} allocated "
+                   f"{format_size(v.get('unique', 0)):>8} unique")
+    for key in sorted(k for k in d if k != "volumes"):
+        value = d[key]
+        click.echo(f"{key}: {format_size(value) if isinstance(value, int) else value}")
+
+
+@main.command()
+@click.argument("from_spec", metavar="FROM")
+@click.argument("to_spec", metavar="TO")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+@handle_errors
+def diff(ctx, from_spec, to_spec, as_json):
+    """Byte ranges that differ between snapshots/volumes FROM and TO."""
+    split_snapshot(from_spec)
+    split_snapshot(to_spec)
+    ranges = client(ctx).diff(from_spec, to_spec)
+    if as_json:
+        echo_json({"from": from_spec, "to": to_spec,
+                   "changed": sum(n for _, n in ranges),
+                   "ranges": [{"offset": o, "length": n} for o, n in ranges]})
+        return
+    for o, n in ranges:
+        click.echo(f"{o} {n}")
+
+
+@main.command()
+@click.option("-n", "--dry-run", is_flag=True, help="report what would be freed")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+@handle_errors
+def gc(ctx, dry_run, as_json):
+    """Delete objects no map references any more."""
+    report = client(ctx).gc(dry_run=dry_run)
+    if as_json:
+        echo_json(report)
+        return
+    if isinstance(report, dict):
+        for key, value in sorted(report.items()):
+            click.echo(f"{key}: {value}")
+    else:
+        click.echo(str(report))
+
+
+def _add_kernel_commands():
+    # map/unmap/showmapped come from src/kernel (archipelago_kernel), which may not be
+    # installed on a storage-only node; vlmc works without them.
+    try:
+        from archipelago_kernel import cli as kcli
+    except ImportError:
+        return
+    for name in ("map", "unmap", "showmapped"):
+        cmd = getattr(kcli, name, None) or getattr(kcli, f"{name}_", None)
+        if isinstance(cmd, click.Command):
+            main.add_command(cmd, name)
+
+
+_add_kernel_commands()
+
+if __name__ == "__main__":
+    main()

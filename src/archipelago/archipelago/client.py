@@ -1,0 +1,182 @@
+"""archipelago.client: volumes of a running node, by name, through its vlmcd.
+
+    from archipelago import client
+    with client.connect() as c:                  # the node of -c/ARCHIPELAGO_CONF
+        c.create("vm1", 10 << 30)
+        with c.volume("vm1") as v:               # I/O through vlmcd
+            v.pwrite(b"x" * 4096, 0)
+            v.flush()
+            data = v.pread(4096, 0)
+        c.snapshot("vm1", "s1")
+        c.clone("vm1@s1", "vm2")
+
+Every request goes to the node's vlmcd, which serves volume I/O itself and
+forwards metadata calls to mapperd (freezing the volume where a call needs its
+writes drained). Errors are archipelago.errors types with the peer's message.
+A Client and its Volumes are safe to use from several threads. See
+docs/volumes.md for the full API.
+"""
+import logging
+
+from . import config as C
+from .errors import ReadOnly
+from .peers import config as PC
+from .peers import protocol as P
+from .peers.mapperd import OPS
+
+log = logging.getLogger(__name__)
+
+
+class Client:
+    """Metadata and I/O of one node's volumes (see the module docstring)."""
+
+    def __init__(self, transport, port):
+        self.t = transport
+        self.port = port
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.t.close()
+
+    def _call(self, method, target="", **args):
+        h, _ = self.t.call(self.port, OPS.get(method, P.X_INFO), method, target, **args)
+        return h.get("r")
+
+    # -- metadata (mapperd, through vlmcd) ----------------------------------------------
+    def create(self, name, size, object_size=None):
+        self._call("create", name, size=size, object_size=object_size)
+
+    def clone(self, source, name, size=None):
+        """Clone snapshot `source` ("VOL@SNAP") as writable volume `name`."""
+        self._call("clone", name, source=source, size=size)
+
+    def snapshot(self, name, snap):
+        self._call("snapshot", name, snap=snap)
+
+    def remove(self, spec):
+        self._call("remove", spec)
+
+    def resize(self, name, size):
+        self._call("resize", name, size=size)
+
+    def rename(self, old, new):
+        self._call("rename", old, new=new)
+
+    def list(self):
+        """Names of volumes and snapshots."""
+        return self._call("list")
+
+    def list_info(self):
+        """info() of every volume and snapshot."""
+        return self._call("list", details=True)
+
+    def info(self, spec):
+        """A dict: name, size, object_size, origin, snapshots, allocated, unique, lock..."""
+        return self._call("info", spec)
+
+    def hash(self, spec):
+        return self._call("hash", spec)
+
+    def diff(self, from_spec, to_spec):
+        """[(offset, length)] of the bytes that differ between two snapshots/volumes."""
+        return [tuple(r) for r in self._call("diff", from_spec=from_spec, to_spec=to_spec)]
+
+    def du(self):
+        return self._call("du")
+
+    def gc(self, dry_run=False):
+        return self._call("gc", dry_run=dry_run)
+
+    def open(self, name):
+        self._call("open", name)
+
+    def close_volume(self, name):
+        self._call("close", name)
+
+    def lock(self, name, wait=False):
+        self._call("lock", name, wait=wait)
+
+    def unlock(self, name, force=False):
+        self._call("unlock", name, force=force)
+
+    # -- I/O -------------------------------------------------------------------------------
+    def volume(self, spec, readonly=False):
+        """An open Volume for I/O; VOL@SNAP is always read-only."""
+        g = self._call("geometry", spec)
+        return Volume(self, spec, g["size"], g.get("object_size"),
+                      readonly or "@" in spec or bool(g.get("readonly")))
+
+
+class Volume:
+    """Byte-addressed I/O on one volume or snapshot (thread-safe)."""
+
+    def __init__(self, client, name, size, object_size, readonly):
+        self.client = client
+        self.name = name
+        self.size = size
+        self.object_size = object_size
+        self.readonly = readonly
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"Volume({self.name!r}, size={self.size})"
+
+    def readinto(self, buf, offset):
+        """Fill writable `buf` from `offset`; unwritten ranges read as zeros."""
+        buf = memoryview(buf).cast("B")
+        self.client.t.request(self.client.port, P.X_READ, self.name, offset=offset,
+                              size=len(buf), out=buf)
+        return len(buf)
+
+    def pread(self, length, offset):
+        buf = bytearray(length)
+        self.readinto(buf, offset)
+        return bytes(buf)
+
+    def pwrite(self, data, offset, fua=False):
+        """Write `data` at `offset`; durable across power loss after flush() or with fua."""
+        if self.readonly:
+            raise ReadOnly(f"{self.name} is read-only")
+        data = memoryview(data).cast("B")
+        self.client.t.request(self.client.port, P.X_WRITE, self.name, offset=offset,
+                              size=len(data), data=data, flags=P.XF_FUA if fua else 0)
+        return len(data)
+
+    def flush(self):
+        """Make every completed write durable (drains this node's writes to the volume)."""
+        if not self.readonly:
+            self.client.t.request(self.client.port, P.X_FLUSH, self.name)
+
+    def trim(self, offset, length):
+        """Advisory discard: the engine has no discard yet, so this keeps the data."""
+        return None
+
+    def close(self):
+        """Nothing to release: the node's lock lives until `close_volume` or lease expiry."""
+        return None
+
+
+def connect(conf=None):
+    """A Client of the node configured by `conf` (path; default as archipelago.config)."""
+    from .peers.xseg_transport import XsegTransport
+    cfg = C.load(conf)
+    xseg, roles = PC.check(cfg)
+    vlmcd = PC.find_type(roles, "vlmcd")
+    return Client(XsegTransport.join(xseg, "client"), vlmcd.port)
+
+
+def local(engine, data_store):
+    """A Client over the whole peer stack in this process (no segment, no node):
+    the same vlmcd and mapperd code, called directly. Tests and offline tools."""
+    from .peers.local import local_stack
+    return local_stack(engine, data_store)

@@ -1,0 +1,142 @@
+"""mapperd: the VolumeEngine as a role -- volume metadata, maps and locks.
+
+Its engine keeps maps and locks in the map blocker (blockerm) and volume data in
+the data blocker (blockerb), both reached through XsegStore, so mapperd itself
+holds no state a kill -9 could lose: every map update is durable in a blocker
+before mapperd answers.
+
+Every request is a call (envelope); the method names are the engine's:
+  create clone snapshot remove resize rename list info hash diff du gc
+  open close lock unlock map_read map_write flush
+MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
+(null object = reads as zeros). The engine's lock owner is "NODE:ROLE", so all
+clients of one node share the node's lock, as in the original archipelago.
+"""
+import logging
+
+from ..errors import Unsupported
+from . import protocol as P
+
+log = logging.getLogger(__name__)
+
+# method -> the xseg op a client sends it with (for traces and port statistics)
+OPS = {
+    "create": P.X_CREATE, "clone": P.X_CLONE, "snapshot": P.X_SNAPSHOT,
+    "remove": P.X_DELETE, "resize": P.X_TRUNCATE, "rename": P.X_RENAME,
+    "list": P.X_INFO, "info": P.X_INFO, "hash": P.X_HASH, "diff": P.X_INFO,
+    "du": P.X_INFO, "gc": P.X_DELETE, "open": P.X_OPEN, "close": P.X_CLOSE,
+    "lock": P.X_ACQUIRE, "unlock": P.X_RELEASE, "map_read": P.X_MAPR,
+    "map_write": P.X_MAPW, "flush": P.X_FLUSH, "geometry": P.X_INFO,
+}
+
+
+def extents_json(epoch, extents):
+    return {"epoch": epoch,
+            "extents": [[e.obj, e.obj_offset, e.length] for e in extents]}
+
+
+def info_json(info):
+    return info.to_json() if hasattr(info, "to_json") else dict(info)
+
+
+class Mapperd:
+    """Request handler around one VolumeEngine."""
+
+    def __init__(self, engine):
+        self.eng = engine
+
+    def __call__(self, req):
+        if not req.flags & P.XF_CALL:
+            raise Unsupported(f"mapperd: raw op {P.OP_NAMES.get(req.op, req.op)} is not "
+                              "served; send a call")
+        h, _payload = P.unpack(req.data)
+        method = str(h.pop("m", ""))
+        fn = getattr(self, "c_" + method, None)
+        if fn is None:
+            raise Unsupported(f"mapperd: unknown call {method!r}")
+        log.debug("%s %s %s", method, req.target, h)
+        return P.pack({"r": fn(req.target, **h)})
+
+    # -- volumes ------------------------------------------------------------------
+    def c_create(self, name, size, object_size=None):
+        kw = {"object_size": object_size} if object_size else {}
+        self.eng.create(name, size, **kw)
+
+    def c_clone(self, name, source, size=None):
+        self.eng.clone(source, name, size)
+
+    def c_snapshot(self, name, snap):
+        self.eng.snapshot(name, snap)
+
+    def c_remove(self, spec):
+        self.eng.remove(spec)
+
+    def c_resize(self, name, size):
+        self.eng.resize(name, size)
+
+    def c_rename(self, name, new):
+        self.eng.rename(name, new)
+
+    def c_list(self, _target, details=False):
+        names = list(self.eng.list())
+        names = [n if isinstance(n, str) else getattr(n, "name", str(n)) for n in names]
+        if not details:
+            return names
+        return [info_json(self.eng.info(n)) for n in names]
+
+    def c_info(self, spec):
+        return info_json(self.eng.info(spec))
+
+    def c_geometry(self, spec):
+        """What vlmcd needs to split I/O: size, object size, read-only."""
+        i = info_json(self.eng.info(spec))
+        return {k: i.get(k) for k in ("name", "size", "object_size", "readonly")}
+
+    def c_hash(self, spec):
+        return self.eng.hash(spec)
+
+    def c_diff(self, _target, from_spec, to_spec):
+        return [[o, n] for o, n in self.eng.diff(from_spec, to_spec)]
+
+    def c_du(self, _target):
+        return _plain(self.eng.du())
+
+    def c_gc(self, _target, dry_run=False):
+        return _plain(self.eng.gc(dry_run=dry_run))
+
+    # -- locks and opens ---------------------------------------------------------
+    def c_open(self, name):
+        self.eng.open(name)
+
+    def c_close(self, name):
+        self.eng.close(name)
+
+    def c_lock(self, name, wait=False):
+        self.eng.lock(name, wait=wait)
+
+    def c_unlock(self, name, force=False):
+        self.eng.unlock(name, force=force)
+
+    # -- the data path's maps --------------------------------------------------------
+    def c_map_read(self, spec, offset, length):
+        return extents_json(*self.eng.map_read(spec, offset, length))
+
+    def c_map_write(self, name, offset, length):
+        return extents_json(*self.eng.map_write(name, offset, length))
+
+    def c_flush(self, name):
+        self.eng.flush(name)
+
+
+def _plain(obj):
+    """Engine reports (dataclasses, objects with to_json, tuples) as JSON-able data."""
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+        return asdict(obj)
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj

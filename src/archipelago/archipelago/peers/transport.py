@@ -1,0 +1,126 @@
+"""How a role or client sends a request to a port, independent of the wire.
+
+`Transport.request(port, op, target, ...)` sends one request and returns its
+`Reply`; a failed request raises the ArchipelagoError its errno and message name.
+`call(port, op, method, target, **args)` is the envelope form (protocol.py).
+
+Two transports implement it: `XsegTransport` (xseg_transport.py: a real segment,
+the peers in other processes) and `LocalTransport` (here: the role handlers in
+this process, called directly) which runs the very same role code for unit tests
+and for tools that work on a store without a running node.
+
+A role handler is `handle(req) -> int | bytes`: an int is `serviced` (the data,
+if any, was written into req.buf in place, as READ does); bytes are the reply
+data. Raising ArchipelagoError fails the request with its errno and message.
+"""
+import logging
+from dataclasses import dataclass
+
+from ..errors import ArchipelagoError, Unavailable
+from . import protocol as P
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    """A request as a role handler sees it."""
+
+    op: int
+    target: str
+    offset: int
+    size: int
+    flags: int
+    buf: memoryview       # the request's data buffer: input (WRITE, call) / output
+    datalen: int = 0      # bytes of valid input in buf
+
+    @property
+    def data(self):
+        return self.buf[:self.datalen]
+
+
+@dataclass
+class Reply:
+    serviced: int
+    data: bytes | memoryview = b""
+
+
+class Transport:
+    """Send requests to ports; see the module docstring."""
+
+    def request(self, port, op, target, *, offset=0, size=0, flags=0, data=b"",
+                out=None, reply_cap=0):
+        """Send one request. `data` is the input; `out` (a writable memoryview) receives
+        the reply data of a READ; `reply_cap` is room for any other reply data."""
+        raise NotImplementedError
+
+    def call(self, port, op, method, target="", payload=b"", flags=0, **args):
+        """An envelope call: returns (result header, payload bytes)."""
+        env = P.pack({"m": method, **args}, payload)
+        cap = P.CALL_REPLY_CAP
+        while True:
+            try:
+                rep = self.request(port, op, target, flags=flags | P.XF_CALL, data=env,
+                                   size=len(env), reply_cap=cap)
+            except ArchipelagoError as e:
+                need = getattr(e, "needed", 0)
+                if need > cap:          # reply did not fit: retry with room for it
+                    cap = need
+                    continue
+                raise
+            header, body = P.unpack(rep.data)
+            return header, bytes(body)
+
+    def close(self):
+        pass
+
+
+class ReplyTooLarge(ArchipelagoError):
+    """A handler's reply did not fit the request buffer; `needed` says how much would."""
+
+    errno = 90  # EMSGSIZE
+
+    def __init__(self, needed):
+        super().__init__(f"reply of {needed} bytes does not fit")
+        self.needed = needed
+
+
+def serve(handler, req):
+    """Run `handler` on `req` and turn its result into a Reply (both transports)."""
+    result = handler(req)
+    if isinstance(result, int):
+        return Reply(result)
+    if len(result) > len(req.buf):
+        raise ReplyTooLarge(len(result))
+    return Reply(len(result), result)
+
+
+class LocalTransport(Transport):
+    """Handlers in this process, by port: the same role code without a segment."""
+
+    def __init__(self):
+        self.handlers = {}
+
+    def bind(self, port, handler):
+        self.handlers[port] = handler
+
+    def request(self, port, op, target, *, offset=0, size=0, flags=0, data=b"",
+                out=None, reply_cap=0):
+        handler = self.handlers.get(port)
+        if handler is None:
+            raise Unavailable(f"no peer bound to port {port}")
+        cap = max(len(data), reply_cap, size if out is not None else 0)
+        buf = out if out is not None and not data else bytearray(cap)
+        mv = memoryview(buf)
+        mv[:len(data)] = data
+        req = Request(op, target, offset, size, flags, mv, len(data))
+        try:
+            rep = serve(handler, req)
+        except ReplyTooLarge:
+            raise
+        except ArchipelagoError as e:
+            # Round-trip through errno + message exactly as a segment would.
+            raise P.error_from(e.errno, str(e)) from None
+        if rep.data and not isinstance(rep.data, memoryview):
+            return Reply(rep.serviced, bytes(rep.data))
+        return rep

@@ -1,0 +1,220 @@
+"""vlmcd: volume I/O split into per-object blocker I/O through mapperd's maps.
+
+Clients send every volume request here (archipelago.client):
+  READ  target VOL or VOL@SNAP, offset, size -> MAPR, then one blocker READ per
+        extent straight into the reply buffer; unmapped extents are zero-filled
+  WRITE target VOL -> MAPW (copy-up done by mapperd), one blocker WRITE per extent
+  FLUSH target VOL -> drain the volume's writes, blocker FLUSH, mapperd flush
+  calls -> forwarded to mapperd; snapshot, close, remove, resize and rename first
+        *freeze* the volume: new I/O waits, in-flight writes drain, then the call
+        runs and the volume's cached mappings are dropped.
+
+Mapping cache: mapperd promises that an object returned writable by MAPW stays
+writable until the volume's epoch changes, so vlmcd keeps, per volume, the
+writable object of every index it wrote and answers later writes (and reads of
+those objects) without asking mapperd. Epoch changes made through this vlmcd
+(snapshot, ...) drop the cache; a change vlmcd cannot see (the lock broken and
+taken by another host) is bounded by `map_cache_ttl`: the cache is trusted for
+that many seconds after mapperd last confirmed it, well inside the lease TTL.
+"""
+import logging
+import threading
+import time
+
+from ..errors import BackendError, Unsupported
+from . import protocol as P
+
+log = logging.getLogger(__name__)
+
+MAP_CACHE_TTL = 5.0
+FREEZING = {"snapshot", "close", "remove", "resize", "rename"}
+
+
+class _Volume:
+    """Per-volume state: in-flight I/O, freeze, geometry and the mapping cache."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.active = 0
+        self.frozen = 0
+        self.object_size = None
+        self.epoch = None
+        self.writable = {}        # object index -> object name (valid in self.epoch)
+        self.confirmed = 0.0      # monotonic time mapperd last confirmed the cache
+
+    def enter(self):
+        with self.cond:
+            while self.frozen:
+                self.cond.wait()
+            self.active += 1
+
+    def leave(self):
+        with self.cond:
+            self.active -= 1
+            if self.active == 0:
+                self.cond.notify_all()
+
+    def freeze(self):
+        with self.cond:
+            self.frozen += 1
+            while self.active:
+                self.cond.wait()
+
+    def thaw(self):
+        with self.cond:
+            self.frozen -= 1
+            self.forget()
+            self.cond.notify_all()
+
+    def forget(self):
+        self.writable.clear()
+        self.epoch = None
+        self.object_size = None
+
+
+class Vlmcd:
+    """Request handler; `t` reaches mapperd at `mapper_port`, data at `blocker_port`."""
+
+    def __init__(self, transport, mapper_port, blocker_port, map_cache_ttl=MAP_CACHE_TTL):
+        self.t = transport
+        self.mapper = mapper_port
+        self.blocker = blocker_port
+        self.ttl = map_cache_ttl
+        self._vols = {}
+        self._lock = threading.Lock()
+
+    def vol(self, name):
+        with self._lock:
+            v = self._vols.get(name)
+            if v is None:
+                v = self._vols[name] = _Volume()
+            return v
+
+    def __call__(self, req):
+        if req.flags & P.XF_CALL:
+            return self._call(req)
+        if req.op == P.X_READ:
+            return self.read(req)
+        if req.op == P.X_WRITE:
+            return self.write(req)
+        if req.op in (P.X_FLUSH, P.X_SYNC):
+            self.flush(req.target)
+            return 0
+        raise Unsupported(f"vlmcd: op {P.OP_NAMES.get(req.op, req.op)} is not served")
+
+    # -- mapperd calls -----------------------------------------------------------------
+    def mcall(self, method, target="", **args):
+        from .mapperd import OPS
+        h, _ = self.t.call(self.mapper, OPS.get(method, P.X_INFO), method, target, **args)
+        return h.get("r")
+
+    def _call(self, req):
+        h, _payload = P.unpack(req.data)
+        method = str(h.pop("m", ""))
+        vol = req.target.partition("@")[0]
+        if method in FREEZING and vol and "@" not in req.target:
+            v = self.vol(vol)
+            v.freeze()
+            try:
+                result = self.mcall(method, req.target, **h)
+            finally:
+                v.thaw()
+        else:
+            result = self.mcall(method, req.target, **h)
+        return P.pack({"r": result})
+
+    # -- mappings ---------------------------------------------------------------------
+    def _geometry(self, v, spec):
+        if v.object_size is None:
+            g = self.mcall("geometry", spec)
+            v.object_size = g["object_size"]
+        return v.object_size
+
+    def _cached(self, v, spec, offset, length):
+        """Extents from the cache if every object of the range is in it, else None."""
+        osz = v.object_size
+        if not osz or not v.writable or time.monotonic() - v.confirmed > self.ttl:
+            return None
+        out, pos, end = [], offset, offset + length
+        while pos < end:
+            obj = v.writable.get(pos // osz)
+            if obj is None:
+                return None
+            n = min(end, (pos // osz + 1) * osz) - pos
+            out.append((obj, pos % osz, n))
+            pos += n
+        return out
+
+    def _learn(self, v, spec, offset, r):
+        """Remember the writable objects of a MAPW reply (same epoch), see module doc."""
+        osz = v.object_size
+        if r["epoch"] != v.epoch:
+            v.writable.clear()
+            v.epoch = r["epoch"]
+        pos = offset
+        for obj, ooff, n in r["extents"]:
+            if obj is not None and ooff == pos % osz:
+                v.writable[pos // osz] = obj
+            pos += n
+        v.confirmed = time.monotonic()
+
+    def map_write(self, v, name, offset, length):
+        ext = self._cached(v, name, offset, length)
+        if ext is None:
+            self._geometry(v, name)
+            r = self.mcall("map_write", name, offset=offset, length=length)
+            with v.cond:
+                self._learn(v, name, offset, r)
+            ext = r["extents"]
+        return ext
+
+    def map_read(self, v, spec, offset, length):
+        if "@" not in spec:
+            ext = self._cached(v, spec, offset, length)
+            if ext is not None:
+                return ext
+        return self.mcall("map_read", spec, offset=offset, length=length)["extents"]
+
+    # -- I/O ---------------------------------------------------------------------------
+    def read(self, req):
+        v = self.vol(req.target.partition("@")[0])
+        v.enter()
+        try:
+            pos = 0
+            for obj, ooff, n in self.map_read(v, req.target, req.offset, req.size):
+                part = req.buf[pos:pos + n]
+                if obj is None:
+                    part[:] = bytes(n)
+                else:
+                    self.t.request(self.blocker, P.X_READ, obj, offset=ooff, size=n, out=part)
+                pos += n
+            return req.size
+        finally:
+            v.leave()
+
+    def write(self, req):
+        v = self.vol(req.target)
+        v.enter()
+        try:
+            flags = req.flags & (P.XF_FUA | P.XF_FLUSH)
+            pos = 0
+            for obj, ooff, n in self.map_write(v, req.target, req.offset, req.size):
+                if obj is None:
+                    raise BackendError(f"mapperd mapped a write of {req.target} to no object")
+                self.t.request(self.blocker, P.X_WRITE, obj, offset=ooff, size=n,
+                               data=req.buf[pos:pos + n], flags=flags)
+                pos += n
+            return req.size
+        finally:
+            v.leave()
+
+    def flush(self, name):
+        v = self.vol(name)
+        v.freeze()
+        try:
+            self.t.request(self.blocker, P.X_FLUSH, "")
+            self.mcall("flush", name)
+        finally:
+            with v.cond:
+                v.frozen -= 1
+                v.cond.notify_all()
