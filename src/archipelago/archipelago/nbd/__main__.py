@@ -1,0 +1,4 @@
+"""`python -m archipelago.nbd`: run nbdd in the foreground."""
+from .daemon import main
+
+main()

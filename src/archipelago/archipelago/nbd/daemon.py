@@ -1,0 +1,109 @@
+"""nbdd: the NBD frontend in the foreground (`archipelago-nbdd`, `python -m archipelago.nbd`).
+
+    archipelago-nbdd -c /etc/archipelago/archipelago.conf
+    archipelago-nbdd --listen 127.0.0.1:0 --listen unix:/tmp/n.sock --memory disk:1G
+
+Reads `[node]` and `[nbd]`; command-line options override the file. Writes
+RUN_DIR/nbdd.pid and RUN_DIR/nbdd.json (see server.py) and removes them on exit.
+SIGTERM/SIGINT stop it cleanly.
+"""
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from .. import config as cfgmod
+from .. import log as logmod
+from ..errors import ArchipelagoError
+from .registry import ExportRegistry, FileProvider, MemoryProvider
+from .server import Server
+from .settings import NBD, parse_address, parse_allow, parse_memory
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "nbdd.json"
+PID_FILE = "nbdd.pid"
+
+
+def volume_provider():
+    """The archipelago volume provider, or None while archipelago.client is absent.
+
+    This is the seam described in docs/nbd.md: a Provider whose open() returns a
+    Backend doing volume I/O through archipelago.client.
+    """
+    try:
+        from .volume import VolumeProvider
+    except ImportError:
+        return None
+    return VolumeProvider()
+
+
+def build_registry(nbd):
+    """The ExportRegistry for a validated [nbd] section."""
+    reg = ExportRegistry()
+    if nbd.memory:
+        reg.add_provider(MemoryProvider(nbd.memory))
+    if nbd.exports_dir:
+        reg.add_provider(FileProvider(nbd.exports_dir))
+    if nbd.volumes:
+        vp = volume_provider()
+        if vp is not None:
+            reg.add_provider(vp)
+        else:
+            log.info("volume client not installed: serving memory and file exports only")
+    return reg
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", help="configuration file")
+@click.option("--listen", multiple=True, help="override [nbd] listen (repeatable)")
+@click.option("--allow", multiple=True, help="override [nbd] allow (repeatable)")
+@click.option("--memory", multiple=True, help="add a RAM disk NAME:SIZE (repeatable)")
+@click.option("--exports-dir", help="serve the raw files of this directory")
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR")
+def main(config_path, listen, allow, memory, exports_dir, log_level):
+    """Serve volumes over NBD in the foreground."""
+    logmod.setup(log_level)
+    try:
+        cfg = cfgmod.load(config_path)
+        cfg.check(cfgmod.NODE, NBD)
+        node, nbd = cfg.section(cfgmod.NODE), cfg.section(NBD)
+        if listen:
+            nbd.listen = [parse_address(x) for x in listen]
+        if allow:
+            nbd.allow = parse_allow(" ".join(allow))
+        if memory:
+            nbd.memory = {**nbd.memory, **parse_memory(" ".join(memory))}
+        if exports_dir:
+            nbd.exports_dir = exports_dir
+        run_dir = node.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        server = Server(build_registry(nbd), nbd.listen, nbd.allow,
+                        status_path=str(run_dir / STATUS_FILE))
+        server.start()
+    except ArchipelagoError as e:
+        click.echo(f"archipelago-nbdd: {e}", err=True)
+        sys.exit(e.exit_code)
+    except OSError as e:
+        click.echo(f"archipelago-nbdd: {e}", err=True)
+        sys.exit(1)
+    pid_file = run_dir / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+
+    def stop(signum, frame):
+        log.info("signal %d: stopping", signum)
+        server.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+        try:
+            pid_file.unlink()
+        except FileNotFoundError:
+            pass
+        log.info("nbdd stopped")

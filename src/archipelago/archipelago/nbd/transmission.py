@@ -1,0 +1,341 @@
+"""The transmission phase: validate each request once, call the backend, reply.
+
+Hot path design (profile-driven; see docs/nbd.md "Performance"):
+- requests are received into one reusable buffer with recv_into, several at a
+  time; a WRITE payload that is already in that buffer is handed to the
+  backend as a memoryview slice (no copy), a large one is received straight
+  into a reusable payload buffer;
+- READ data is read by the backend straight into a slot of a reusable arena and
+  the replies of everything that arrived together go out in one sendmsg
+  (headers and data as separate iovecs, no joins); pending replies are always
+  sent before the loop blocks in recv, so batching never adds latency.
+
+Validation follows the spec's error list: unknown command or flag -> EINVAL,
+READ/TRIM/CACHE/BLOCK_STATUS past the end -> EINVAL, WRITE/WRITE_ZEROES past
+the end -> ENOSPC, any write to a read-only export -> EPERM, oversized
+payloads -> EINVAL (the payload is read and dropped so the stream stays in
+sync; beyond DISCARD_LIMIT the client is cut off). A request with a bad magic
+number cannot be resynchronised: the connection is closed.
+"""
+import logging
+
+from ..errors import ArchipelagoError
+from . import proto
+from .wire import Disconnected, recv_into_exact, sendmsg_all
+
+log = logging.getLogger(__name__)
+
+RBUF = 256 * 1024            # receive buffer: headers plus small write payloads
+SMALL = 128 * 1024           # reads/writes up to this size use the shared buffers
+ARENA = 2 * 1024 * 1024      # read slots for one batch of replies
+FLUSH_BYTES = 256 * 1024     # send pending replies once this much data is queued
+MAX_BATCH = 256              # ... or this many replies
+DISCARD_LIMIT = 64 << 20     # larger invalid write payloads end the connection
+MAX_EXTENTS = 1024
+
+_READ, _WRITE = proto.CMD_READ, proto.CMD_WRITE
+_FUA = proto.CMD_FLAG_FUA
+_FLAGS_OK = {
+    proto.CMD_READ: _FUA | proto.CMD_FLAG_DF,
+    proto.CMD_WRITE: _FUA,
+    proto.CMD_DISC: _FUA,
+    proto.CMD_FLUSH: _FUA,
+    proto.CMD_TRIM: _FUA,
+    proto.CMD_CACHE: _FUA,
+    proto.CMD_WRITE_ZEROES: _FUA | proto.CMD_FLAG_NO_HOLE | proto.CMD_FLAG_FAST_ZERO,
+    proto.CMD_BLOCK_STATUS: _FUA | proto.CMD_FLAG_REQ_ONE,
+}
+
+
+class ProtocolError(Exception):
+    """The client broke the stream; the connection must be closed."""
+
+
+class RequestError(Exception):
+    """A request that gets an error reply; `nbd_errno` is the wire error."""
+
+    def __init__(self, nbd_errno, message):
+        super().__init__(message)
+        self.nbd_errno = nbd_errno
+
+
+def _errno_of(exc):
+    if isinstance(exc, RequestError):
+        return exc.nbd_errno
+    if isinstance(exc, (ArchipelagoError, OSError)) and exc.errno:
+        return proto.wire_errno(exc.errno)
+    return proto.EIO
+
+
+class Session:
+    """One connection in transmission phase. `run()` returns when it ends."""
+
+    def __init__(self, sock, negotiated, client):
+        self.sock = sock
+        self.client = client
+        self.export = negotiated.export
+        self.backend = negotiated.export.backend
+        self.flags = negotiated.flags
+        self.structured = negotiated.structured
+        self.meta = negotiated.meta
+        self.size = self.backend.size()
+        self.read_only = bool(self.flags & proto.TF_READ_ONLY)
+        self.max_len = self.backend.block_size()[2]
+        self.rbuf = bytearray(RBUF)
+        self.rview = memoryview(self.rbuf)
+        self.start = self.end = 0
+        self.arena = memoryview(bytearray(ARENA))
+        self.apos = 0
+        self.big = None                # reusable buffer for large payloads
+        self.out = []
+        self.outbytes = 0
+        self.warned = False
+        self.requests = 0
+
+    # -- buffers -------------------------------------------------------------------
+
+    def flush_out(self):
+        if self.out:
+            out, self.out = self.out, []
+            self.outbytes = 0
+            self.apos = 0
+            sendmsg_all(self.sock, out)
+
+    def fill(self, need):
+        """Make at least `need` unread bytes available in rbuf (need <= RBUF)."""
+        if self.end - self.start >= need:
+            return
+        self.flush_out()                       # never hold replies while blocking
+        if self.start:
+            rem = self.end - self.start
+            self.rbuf[:rem] = self.rbuf[self.start:self.end]
+            self.start, self.end = 0, rem
+        while self.end - self.start < need:
+            try:
+                n = self.sock.recv_into(self.rview[self.end:], RBUF - self.end)
+            except (ConnectionResetError, BrokenPipeError):
+                raise Disconnected("connection reset") from None
+            if n == 0:
+                raise Disconnected("client closed the connection"
+                                   + (" mid-request" if self.end > self.start else ""))
+            self.end += n
+
+    def big_buffer(self, length):
+        self.flush_out()                       # the big buffer may be queued for sending
+        if self.big is None or len(self.big) < length:
+            size = max(length, 1 << 20)
+            self.big = memoryview(bytearray(size))
+        return self.big[:length]
+
+    def payload(self, length):
+        """The WRITE payload as a memoryview, valid until the next request."""
+        if length <= SMALL:
+            self.fill(length)
+            data = self.rview[self.start:self.start + length]
+            self.start += length
+            return data
+        buf = self.big_buffer(length)
+        have = min(self.end - self.start, length)
+        buf[:have] = self.rview[self.start:self.start + have]
+        self.start += have
+        recv_into_exact(self.sock, buf[have:])
+        return buf
+
+    def discard(self, length):
+        while length:
+            n = min(length, SMALL)
+            self.payload(n)
+            length -= n
+
+    # -- replies -------------------------------------------------------------------
+
+    def reply_ok(self, cookie):
+        self.out.append(proto.simple_reply(cookie))
+
+    def reply_error(self, cookie, cmd, err, message):
+        if self.structured and cmd in (_READ, proto.CMD_BLOCK_STATUS):
+            self.out.append(proto.chunk_error(cookie, err, message))
+        else:
+            self.out.append(proto.simple_reply(cookie, err))
+
+    def complain(self, cmd, offset, length, flags, message):
+        level = logging.DEBUG if self.warned else logging.WARNING
+        self.warned = True
+        log.log(level, "client %s, export %s: %s %d+%d flags %#x: %s", self.client,
+                self.export.name, proto.CMD_NAMES.get(cmd, f"command {cmd}"), offset,
+                length, flags, message)
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self):
+        try:
+            self._loop()
+        finally:
+            try:
+                self.flush_out()
+            except (OSError, Disconnected):
+                pass
+
+    def _loop(self):
+        unpack = proto.REQUEST.unpack_from
+        magic_ok = proto.REQUEST_MAGIC
+        backend = self.backend
+        size = self.size
+        read_ok = _FLAGS_OK[_READ] if self.structured else _FUA
+        write_ok = _FUA
+        small = SMALL
+        while True:
+            if self.end - self.start < 28:
+                self.fill(28)
+            magic, flags, cmd, cookie, offset, length = unpack(self.rbuf, self.start)
+            self.start += 28
+            self.requests += 1
+            if magic != magic_ok:
+                raise ProtocolError(f"bad request magic {magic:#x}")
+            end = offset + length
+            if (cmd == _READ and not flags & ~read_ok and end <= size
+                    and 0 < length <= self.max_len):
+                if length <= small:
+                    if self.apos + length > ARENA:
+                        self.flush_out()
+                    buf = self.arena[self.apos:self.apos + length]
+                    self.apos += length
+                else:
+                    buf = self.big_buffer(length)
+                try:
+                    backend.pread(buf, offset)
+                except Exception as e:
+                    self.failed(cookie, cmd, e)
+                else:
+                    if self.structured:
+                        self.out.append(proto.chunk_data_header(cookie, offset, length))
+                    else:
+                        self.out.append(proto.simple_reply(cookie))
+                    self.out.append(buf)
+                    self.outbytes += length
+            elif (cmd == _WRITE and not flags & ~write_ok and end <= size
+                    and 0 < length <= self.max_len and not self.read_only):
+                data = self.payload(length)
+                try:
+                    backend.pwrite(data, offset)
+                    if flags & _FUA:
+                        backend.flush()
+                except Exception as e:
+                    self.failed(cookie, cmd, e)
+                else:
+                    self.out.append(proto.simple_reply(cookie))
+            else:
+                if self.slow(cmd, flags, cookie, offset, length):
+                    return
+            if self.outbytes >= FLUSH_BYTES or len(self.out) >= MAX_BATCH:
+                self.flush_out()
+
+    def failed(self, cookie, cmd, exc):
+        err = _errno_of(exc)
+        if not isinstance(exc, (ArchipelagoError, OSError, RequestError)):
+            log.exception("export %s: backend bug on %s", self.export.name,
+                          proto.CMD_NAMES.get(cmd, cmd))
+        else:
+            log.debug("export %s: %s failed: %s", self.export.name,
+                      proto.CMD_NAMES.get(cmd, cmd), exc)
+        self.reply_error(cookie, cmd, err, str(exc))
+
+    # -- everything that is not a valid READ or WRITE --------------------------------
+
+    def slow(self, cmd, flags, cookie, offset, length):
+        """Handle the request; True when the connection should end (DISC)."""
+        if cmd == proto.CMD_DISC:
+            self.flush_out()
+            log.debug("client %s: disconnect", self.client)
+            return True
+        try:
+            self.check(cmd, flags, offset, length)
+        except RequestError as e:
+            if cmd == _WRITE:
+                if length > DISCARD_LIMIT:
+                    self.complain(cmd, offset, length, flags, str(e) + "; disconnecting")
+                    raise ProtocolError("write payload too large to skip") from None
+                self.discard(length)
+            self.complain(cmd, offset, length, flags, str(e))
+            self.reply_error(cookie, cmd, e.nbd_errno, str(e))
+            return False
+        b = self.backend
+        try:
+            if cmd == _READ or cmd == _WRITE:       # zero-length read or write
+                if cmd == _READ and self.structured:
+                    self.out.append(proto.chunk_none(cookie))
+                    return False
+            elif cmd == proto.CMD_FLUSH:
+                b.flush()
+            elif cmd == proto.CMD_TRIM:
+                if length:
+                    b.trim(offset, length)
+                if flags & _FUA:
+                    b.flush()
+            elif cmd == proto.CMD_WRITE_ZEROES:
+                if length:
+                    b.zero(offset, length, may_trim=not flags & proto.CMD_FLAG_NO_HOLE,
+                           fast=bool(flags & proto.CMD_FLAG_FAST_ZERO))
+                if flags & _FUA:
+                    b.flush()
+            elif cmd == proto.CMD_CACHE:
+                if length and b.can_cache():
+                    b.cache(offset, length)
+            elif cmd == proto.CMD_BLOCK_STATUS:
+                self.block_status(cookie, flags, offset, length)
+                return False
+        except Exception as e:
+            self.failed(cookie, cmd, e)
+            return False
+        self.reply_ok(cookie)
+        return False
+
+    def check(self, cmd, flags, offset, length):
+        """Raise RequestError for anything the spec says to refuse."""
+        ok = _FLAGS_OK.get(cmd)
+        if ok is None:
+            raise RequestError(proto.EINVAL, "unknown command")
+        if flags & ~ok:
+            raise RequestError(proto.EINVAL, "flag not valid for this command")
+        if flags & proto.CMD_FLAG_DF and not self.structured:
+            raise RequestError(proto.EINVAL, "DF without structured replies")
+        writes = cmd in (_WRITE, proto.CMD_TRIM, proto.CMD_WRITE_ZEROES)
+        if writes and self.read_only:
+            raise RequestError(proto.EPERM, "export is read-only")
+        if cmd == proto.CMD_FLUSH:
+            if offset or length:
+                raise RequestError(proto.EINVAL, "FLUSH offset and length must be zero")
+            return
+        if cmd == proto.CMD_TRIM and not self.flags & proto.TF_SEND_TRIM:
+            raise RequestError(proto.EINVAL, "TRIM was not negotiated")
+        if cmd == proto.CMD_WRITE_ZEROES and not self.flags & proto.TF_SEND_WRITE_ZEROES:
+            raise RequestError(proto.EINVAL, "WRITE_ZEROES was not negotiated")
+        if cmd in (_READ, _WRITE) and length > self.max_len:
+            raise RequestError(proto.EINVAL, f"length over the {self.max_len}-byte maximum")
+        if offset + length > self.size:
+            err = proto.ENOSPC if cmd in (_WRITE, proto.CMD_WRITE_ZEROES) else proto.EINVAL
+            raise RequestError(err, f"past the end of the {self.size}-byte export")
+        if cmd == proto.CMD_BLOCK_STATUS:
+            if not self.meta:
+                raise RequestError(proto.EINVAL, "no metadata context was negotiated")
+            if not length:
+                raise RequestError(proto.EINVAL, "zero-length block status")
+
+    def block_status(self, cookie, flags, offset, length):
+        b = self.backend
+        if b.can_extents():
+            extents = b.extents(offset, length)
+        else:
+            extents = [(length, 0)]
+        out, total = [], 0
+        for n, f in extents[:MAX_EXTENTS]:
+            if n <= 0 or total >= length:
+                break
+            out.append((n, f))
+            total += n
+        if not out:
+            out = [(length, 0)]
+        if flags & proto.CMD_FLAG_REQ_ONE:
+            out = [(min(out[0][0], length), out[0][1])]
+        for ctx_id in self.meta:
+            self.out.append(proto.chunk_block_status(cookie, ctx_id, out))
