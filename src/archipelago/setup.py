@@ -29,5 +29,6 @@ setup(
     entry_points={"console_scripts": [
         "vlmc = archipelago.cli.vlmc:main",
         "archipelago = archipelago.cli.node:main",
+        "archipelago-nbdd = archipelago.nbd.daemon:main",
     ]},
 )
