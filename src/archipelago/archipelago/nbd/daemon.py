@@ -27,7 +27,7 @@ STATUS_FILE = "nbdd.json"
 PID_FILE = "nbdd.pid"
 
 
-def volume_provider():
+def volume_provider(conf=None):
     """The archipelago volume provider, or None while archipelago.client is absent.
 
     This is the seam described in docs/nbd.md: a Provider whose open() returns a
@@ -37,10 +37,10 @@ def volume_provider():
         from .volume import VolumeProvider
     except ImportError:
         return None
-    return VolumeProvider()
+    return VolumeProvider(conf)
 
 
-def build_registry(nbd):
+def build_registry(nbd, conf=None):
     """The ExportRegistry for a validated [nbd] section."""
     reg = ExportRegistry()
     if nbd.memory:
@@ -48,7 +48,7 @@ def build_registry(nbd):
     if nbd.exports_dir:
         reg.add_provider(FileProvider(nbd.exports_dir))
     if nbd.volumes:
-        vp = volume_provider()
+        vp = volume_provider(conf)
         if vp is not None:
             reg.add_provider(vp)
         else:
@@ -62,8 +62,9 @@ def build_registry(nbd):
 @click.option("--allow", multiple=True, help="override [nbd] allow (repeatable)")
 @click.option("--memory", multiple=True, help="add a RAM disk NAME:SIZE (repeatable)")
 @click.option("--exports-dir", help="serve the raw files of this directory")
+@click.option("--no-volumes", is_flag=True, help="do not serve archipelago volumes")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR")
-def main(config_path, listen, allow, memory, exports_dir, log_level):
+def main(config_path, listen, allow, memory, exports_dir, no_volumes, log_level):
     """Serve volumes over NBD in the foreground."""
     logmod.setup(log_level)
     try:
@@ -78,9 +79,11 @@ def main(config_path, listen, allow, memory, exports_dir, log_level):
             nbd.memory = {**nbd.memory, **parse_memory(" ".join(memory))}
         if exports_dir:
             nbd.exports_dir = exports_dir
+        if no_volumes:
+            nbd.volumes = False
         run_dir = node.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        server = Server(build_registry(nbd), nbd.listen, nbd.allow,
+        server = Server(build_registry(nbd, config_path), nbd.listen, nbd.allow,
                         status_path=str(run_dir / STATUS_FILE))
         server.start()
     except ArchipelagoError as e:
