@@ -175,8 +175,8 @@ def connect(conf=None):
     return Client(XsegTransport.join(xseg, "client"), vlmcd.port)
 
 
-def local(engine, data_store):
-    """A Client over the whole peer stack in this process (no segment, no node):
-    the same vlmcd and mapperd code, called directly. Tests and offline tools."""
+def local(data_store, map_store=None, **kw):
+    """A Client over the whole peer stack in this process (no segment, no node): the
+    same vlmcd, mapperd and blocker code, called directly (peers/local.py)."""
     from .peers.local import local_stack
-    return local_stack(engine, data_store)
+    return local_stack(data_store, map_store, **kw)

@@ -20,6 +20,7 @@ from ..errors import InvalidArgument, NotFound
 
 CHUNK = 4 << 20
 DEPTH = 4          # chunks in flight through the peers
+SPARSE_BLOCK = 64 << 10   # export leaves zero runs of this granularity as holes
 
 
 def _progress(total, label):
@@ -205,6 +206,22 @@ def export_image(client, spec, path):
         vol.close()
 
 
+def _pwrite_sparse(fd, data, off):
+    """Write the non-zero SPARSE_BLOCKs of `data` at `off`; zero blocks stay holes."""
+    mv = memoryview(data)
+    zero = bytes(SPARSE_BLOCK)
+    start = None
+    for pos in range(0, len(mv), SPARSE_BLOCK):
+        is_zero = mv[pos:pos + SPARSE_BLOCK] == zero[:len(mv[pos:pos + SPARSE_BLOCK])]
+        if is_zero and start is not None:
+            os.pwrite(fd, mv[start:pos], off + start)
+            start = None
+        elif not is_zero and start is None:
+            start = pos
+    if start is not None:
+        os.pwrite(fd, mv[start:], off + start)
+
+
 def _copy_out(vol, out, sparse):
     zero = bytes(CHUNK)
     pipe = _Pipeline()
@@ -217,7 +234,7 @@ def _copy_out(vol, out, sparse):
                     if not sparse:
                         out.write(data)
                     elif data != zero[:len(data)]:
-                        os.pwrite(out.fileno(), data, off)
+                        _pwrite_sparse(out.fileno(), data, off)
             for off in range(0, vol.size, CHUNK):
                 n = min(CHUNK, vol.size - off)
                 emit(pipe.submit(lambda o, k: (o, vol.pread(k, o)), off, n))

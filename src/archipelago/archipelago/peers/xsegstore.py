@@ -69,7 +69,8 @@ class XsegStore(ObjectStore):
     def list(self, prefix=""):
         after = None
         while True:
-            page = self._call(P.X_INFO, "list", prefix=prefix, after=after)[0]
+            page = self._call(P.X_INFO, "list", prefix=prefix, after=after,
+                              limit=LIST_PAGE)[0]
             yield from page
             if len(page) < LIST_PAGE:     # a short page is the last one
                 return
