@@ -1,0 +1,486 @@
+"""VolumeEngine: the volume library hosted by mapperd (and used in-process by tests).
+
+Thread-safe. Metadata operations follow DESIGN §3 locks: reads are best effort (no
+lock), writes wait for the lease holder, snapshot/remove/resize/rename fail at once
+if another owner holds the volume, create/clone claim the new name atomically.
+Every map change is written with the volume lease (fenced at the store).
+"""
+import contextlib
+import logging
+import threading
+import time
+
+from ..errors import Busy, Exists, InvalidArgument, NotFound, ReadOnly
+from ..names import split_snapshot, validate_name
+from . import format as fmt
+from . import usage
+from .catalog import Catalog
+from .checks import check_object_size, check_range, check_size
+from .format import LEAF_ENTRIES, hexuid, new_uid
+from .locks import LeaseKeeper
+from .mapping import CopyUp, Extent, chunk_mask, needs_update, read_extents, split
+from .state import VolumeState
+from .tree import NodeCache, TreeView
+
+log = logging.getLogger(__name__)
+
+
+class Target:
+    """A resolved spec: the volume header, the snapshot record (or None) and our
+    state if we hold the volume."""
+
+    __slots__ = ("hdr", "rec", "spec", "state")
+
+    def __init__(self, spec, hdr, rec, state):
+        self.spec, self.hdr, self.rec, self.state = spec, hdr, rec, state
+
+    @property
+    def read_only(self):
+        return self.rec is not None or bool(self.hdr.get("read_only"))
+
+    @property
+    def size(self):
+        return (self.rec or self.hdr)["size"]
+
+    @property
+    def object_size(self):
+        return self.hdr["object_size"]
+
+    @property
+    def epoch(self):
+        return self.rec["gen"] if self.rec else self.hdr["epoch"]
+
+
+class VolumeEngine:
+    def __init__(self, store, owner="local:engine", lease_ttl=30.0, *, write_wait=None,
+                 node_cache=2048):
+        self.store = store
+        self.owner = owner
+        self.cache = NodeCache(store, node_cache)
+        self.locks = LeaseKeeper(store, owner, lease_ttl)
+        self.catalog = Catalog(store)
+        self.write_wait = write_wait          # seconds a write waits for the lock (None: ever)
+        self._states = {}                     # vid -> VolumeState (we hold the lease)
+        self._lock = threading.RLock()
+
+    # -- resolution -----------------------------------------------------------------------
+    def _held_state(self, name):
+        with self._lock:
+            for st in self._states.values():
+                if st.name == name:
+                    return st
+        return None
+
+    def _resolve(self, spec):
+        if not isinstance(spec, str):
+            raise InvalidArgument(f"volume name must be a string, not {spec!r}")
+        vol, snap = split_snapshot(spec)
+        state = self._held_state(vol)
+        hdr = state.hdr if state is not None else self.catalog.lookup(vol)
+        rec = None
+        if snap is not None:
+            rec = next((r for r in hdr["snapshots"] if r["name"] == snap), None)
+            if rec is None:
+                raise NotFound(f"snapshot {spec} does not exist")
+        return Target(spec, hdr, rec, state)
+
+    def _view(self, t):
+        if t.rec is not None:
+            return TreeView(self.cache, t.rec["root"], t.rec["depth"])
+        if t.state is not None:
+            return t.state.view()
+        h = t.hdr
+        if h.get("read_only"):
+            return TreeView(self.cache, h["root"], h["depth"])
+        return TreeView(self.cache, h["root"], h["depth"], h["id"], h["gen"])
+
+    def view(self, spec):
+        """(Target, TreeView) of a spec; for diff, hash and GC helpers."""
+        t = self._resolve(spec)
+        return t, self._view(t)
+
+    # -- holding volumes -------------------------------------------------------------------
+    def _hold(self, name, *, wait=False, timeout=None):
+        """Our VolumeState for `name`, taking its lease (waiting if asked)."""
+        st = self._held_state(name)
+        if st is not None:
+            self.locks.check(st.vid, name)
+            return st
+        hdr = self.catalog.lookup(name)
+        lease = self.locks.acquire(hdr["id"], name, wait=wait, timeout=timeout)
+        with self._lock:
+            st = self._states.get(hdr["id"])
+            if st is not None:
+                return st
+            # Re-read: the previous holder may have changed it before releasing.
+            hdr = self.catalog.header(hdr["id"], name)
+            if hdr is None or hdr["name"] != name:
+                self.locks.release(lease.name[len(fmt.LEASE_PREFIX):])
+                raise NotFound(f"volume {name} does not exist")
+            st = self._states[hdr["id"]] = VolumeState(self.store, self.cache, hdr, lease)
+            return st
+
+    def _drop(self, vid, release=True):
+        with self._lock:
+            st = self._states.pop(vid, None)
+        if st is not None:
+            st.new_generation()
+        if release:
+            self.locks.release(vid)
+        else:
+            self.locks.forget(vid)
+
+    @contextlib.contextmanager
+    def _exclusive(self, name):
+        """Hold `name` for a metadata operation: fail at once if another owner has it;
+        give the lease back afterwards unless we held it before."""
+        before = self._held_state(name) is not None
+        st = self._hold(name)
+        try:
+            with st.lock:
+                st.lease = self.locks.check(st.vid, name) or st.lease
+                try:
+                    yield st
+                except BaseException:
+                    self._reload(st)
+                    raise
+        finally:
+            if not before and st.vid in self._states:
+                self._drop(st.vid)
+
+    def _reload(self, st):
+        """After a failed update the in-memory map may be ahead of the store."""
+        st.mutable.clear()
+        hdr = self.catalog.header(st.vid, st.name)
+        if hdr is not None:
+            st.hdr = hdr
+
+    def _writable(self, name):
+        st = self._held_state(name)
+        if st is None:
+            hdr = self.catalog.lookup(name)
+            if hdr.get("read_only"):
+                raise ReadOnly(f"{name} is a read-only image")
+            st = self._hold(name, wait=True, timeout=self.write_wait)
+        if st.hdr.get("read_only"):
+            raise ReadOnly(f"{name} is a read-only image")
+        return st
+
+    # -- create / clone / snapshot / remove ----------------------------------------------
+    def _new_header(self, name, size, object_size, **extra):
+        now = time.time()
+        hdr = {"format": fmt.FORMAT, "id": hexuid(new_uid()), "name": name, "size": size,
+               "object_size": object_size, "gen": 1, "epoch": 1, "root": None, "depth":
+               fmt.depth_for(-(-size // object_size)), "snapshots": [], "origin": None,
+               "read_only": False, "image": False, "created": now}
+        hdr.update(extra)
+        return hdr
+
+    def _publish(self, hdr):
+        """Write a new header, then claim its name (an unnamed header is an orphan)."""
+        self.store.replace(fmt.header_name(hdr["id"]), fmt.encode_header(hdr))
+        try:
+            self.catalog.claim(hdr["name"], hdr["id"])
+        except Exists:
+            self.store.delete(fmt.header_name(hdr["id"]))
+            raise
+
+    def create(self, name, size, object_size=fmt.DEFAULT_OBJECT):
+        validate_name(name)
+        check_size(size)
+        check_object_size(object_size)
+        if self.catalog.index_id(name) and self._exists(name):
+            raise Exists(f"volume {name} already exists")
+        hdr = self._new_header(name, size, object_size)
+        self._publish(hdr)
+        log.info("created volume %s (%d bytes, objects of %d)", name, size, object_size)
+        return self.info(name)
+
+    def _exists(self, name):
+        try:
+            self.catalog.lookup(name)
+            return True
+        except NotFound:
+            return False
+
+    def clone(self, source, name, size=None):
+        validate_name(name)
+        src = self._resolve(source)
+        if not src.read_only:
+            raise InvalidArgument(f"cannot clone writable volume {source}: clone a snapshot "
+                                  f"({source}@SNAP) or an image")
+        size = src.size if size is None else check_size(size)
+        if size < src.size:
+            raise InvalidArgument(f"clone size {size} is smaller than {source} "
+                                  f"({src.size} bytes)")
+        if self._exists(name):
+            raise Exists(f"volume {name} already exists")
+        root = src.rec["root"] if src.rec else src.hdr["root"]
+        depth = src.rec["depth"] if src.rec else src.hdr["depth"]
+        hdr = self._new_header(name, size, src.object_size, root=root, depth=depth,
+                               origin=source, origin_id=src.hdr["id"],
+                               origin_snap=src.rec["name"] if src.rec else None)
+        need = fmt.depth_for(-(-size // src.object_size))
+        if need > depth:
+            # Only new root levels are written (O(levels)); the tree itself is shared.
+            VolumeState(self.store, self.cache, hdr, None).grow_depth(need)
+        self._publish(hdr)
+        log.info("cloned %s from %s", name, source)
+        return self.info(name)
+
+    def snapshot(self, name, snap):
+        validate_name(name)
+        validate_name(snap, "snapshot")
+        with self._exclusive(name) as st:
+            h = st.hdr
+            if h.get("read_only"):
+                raise ReadOnly(f"{name} is a read-only image; it needs no snapshot")
+            if any(r["name"] == snap for r in h["snapshots"]):
+                raise Exists(f"snapshot {name}@{snap} already exists")
+            h["snapshots"].append({"name": snap, "root": h["root"], "depth": h["depth"],
+                                   "gen": h["gen"], "size": h["size"],
+                                   "created": time.time()})
+            # One atomic header write: the snapshot appears and every node of the
+            # head becomes shared (copied on first modification).
+            h["gen"] += 1
+            h["epoch"] += 1
+            st.save_header()
+            st.new_generation()
+        log.info("snapshot %s@%s created", name, snap)
+        return self.info(f"{name}@{snap}")
+
+    def remove(self, spec):
+        t = self._resolve(spec)
+        vol = t.hdr["name"]
+        with self._exclusive(vol) as st:
+            if t.rec is not None:
+                st.hdr["snapshots"] = [r for r in st.hdr["snapshots"]
+                                       if r["name"] != t.rec["name"]]
+                st.save_header()
+                log.info("snapshot %s removed", spec)
+                return
+            if st.hdr["snapshots"]:
+                names = ", ".join(r["name"] for r in st.hdr["snapshots"])
+                raise Busy(f"volume {vol} has snapshots ({names}); remove them first")
+            self.catalog.unclaim(vol, st.vid)
+            self.store.delete(fmt.header_name(st.vid), lease=st.lease)
+            self._drop(st.vid)
+        log.info("volume %s removed", vol)
+
+    def resize(self, name, size):
+        check_size(size)
+        with self._exclusive(name) as st:
+            h = st.hdr
+            if h.get("read_only"):
+                raise ReadOnly(f"{name} is a read-only image")
+            osize, old = h["object_size"], h["size"]
+            if size < old:
+                st.clear_from(-(-size // osize))
+                tail = size % osize
+                if tail:
+                    end = min(old, size - tail + osize)
+                    self._write_locked(st, size, bytes(end - size), False)
+            need = fmt.depth_for(-(-size // osize))
+            if need > h["depth"]:
+                st.grow_depth(need)
+            h["size"] = size
+            h["epoch"] += 1
+            st.save_header()
+        log.info("volume %s resized from %d to %d bytes", name, old, size)
+        return self.info(name)
+
+    def rename(self, old, new):
+        validate_name(new)
+        with self._exclusive(old) as st:
+            if st.hdr.get("read_only"):
+                raise ReadOnly(f"{old} is a read-only image; images are named by content")
+            self.catalog.claim(new, st.vid)
+            st.hdr["name"] = new
+            st.hdr["epoch"] += 1
+            try:
+                st.save_header()
+            except BaseException:
+                self.catalog.unclaim(new, st.vid)
+                raise
+            self.catalog.unclaim(old, st.vid)
+        log.info("volume %s renamed to %s", old, new)
+        return self.info(new)
+
+    # -- information ----------------------------------------------------------------------
+    def info(self, spec):
+        t, view = self.view(spec)
+        h = t.hdr
+        osize = h["object_size"]
+        others = self._sibling_views(t)
+        lease = self.locks.inquire(h["id"])
+        return usage.VolumeInfo(
+            name=spec, size=t.size, object_size=osize,
+            origin=h.get("origin") if t.rec is None else None,
+            snapshots=[r["name"] for r in h["snapshots"]] if t.rec is None else [],
+            allocated=usage.allocated(view, osize),
+            unique=usage.unique(view, others, osize),
+            lock_owner=lease.owner if lease else None,
+            lock_generation=lease.generation if lease else None,
+            read_only=t.read_only, image=bool(h.get("image")), id=h["id"],
+            epoch=t.epoch, created=(t.rec or h)["created"])
+
+    def _sibling_views(self, t):
+        h = t.hdr
+        views = [TreeView(self.cache, r["root"], r["depth"]) for r in h["snapshots"]
+                 if t.rec is None or r["name"] != t.rec["name"]]
+        if t.rec is not None and not h.get("read_only"):
+            views.append(self._view(Target(h["name"], h, None, t.state)))
+        return views
+
+    def list(self):
+        return [self.info(name) for name, _ in self.catalog.volumes()]
+
+    # -- the data path: maps ------------------------------------------------------------
+    def map_read(self, spec, offset, length):
+        t, view = self.view(spec)
+        check_range(offset, length, t.size, spec)
+        lock = t.state.lock if t.state is not None else contextlib.nullcontext()
+        out = []
+        with lock:
+            for idx, off, n in split(offset, length, t.object_size):
+                out.extend(read_extents(view.lookup(idx), off, n, t.object_size))
+        return t.epoch, out
+
+    def map_write(self, name, offset, length):
+        validate_name(name)
+        st = self._writable(name)
+        with st.lock:
+            st.lease = self.locks.check(st.vid, name) or st.lease
+            check_range(offset, length, st.hdr["size"], name)
+            try:
+                return st.hdr["epoch"], self._map_write_locked(st, offset, length)
+            except BaseException:
+                self._reload(st)
+                raise
+
+    def _map_write_locked(self, st, offset, length):
+        osize, gen = st.hdr["object_size"], st.hdr["gen"]
+        copy = CopyUp(self.store, st.lease, osize)
+        extents, dirty = [], None
+        for idx, off, n in split(offset, length, osize):
+            mask = chunk_mask(off, n, osize)
+            view = st.view()
+            leaf = view.leaf(idx)
+            entry = leaf.entry(idx % LEAF_ENTRIES) if leaf is not None else None
+            private = leaf is not None and view.private(leaf)
+            if needs_update(entry, mask, private):
+                entry = copy.prepare(None if entry is None or entry.zero else entry,
+                                     mask, gen, private)
+                wleaf = st.writable_leaf(idx)
+                if dirty is not None and dirty is not wleaf:
+                    st.write_node(dirty)
+                wleaf.set_entry(idx % LEAF_ENTRIES, entry)
+                dirty = wleaf
+            extents.append(Extent(entry.own_name(), off, n))
+        if dirty is not None:
+            st.write_node(dirty)          # the commit: dirty bits and copy-up durable
+        return extents
+
+    def _write_locked(self, st, offset, data, fua):
+        extents = self._map_write_locked(st, offset, len(data))
+        view = memoryview(data).cast("B")
+        pos = 0
+        for ext in extents:
+            self.store.write(ext.obj, ext.obj_offset, view[pos:pos + ext.length], fua=fua,
+                             lease=st.lease)
+            pos += ext.length
+
+    # -- the data path: bytes (in-process clients, tests, import/export) ---------------
+    def read(self, spec, offset, length):
+        _, extents = self.map_read(spec, offset, length)
+        buf = bytearray(length)
+        view = memoryview(buf)
+        pos = 0
+        for ext in extents:
+            if ext.obj is not None:
+                self.store.readinto(ext.obj, ext.obj_offset, view[pos:pos + ext.length])
+            pos += ext.length
+        return bytes(buf)
+
+    def write(self, name, offset, data, fua=False):
+        validate_name(name)
+        st = self._writable(name)
+        with st.lock:
+            st.lease = self.locks.check(st.vid, name) or st.lease
+            check_range(offset, len(data), st.hdr["size"], name)
+            try:
+                self._write_locked(st, offset, data, fua)
+            except BaseException:
+                self._reload(st)
+                raise
+        return len(data)
+
+    def flush(self, name=None):
+        if name is not None:
+            self._resolve(name)
+        self.store.flush()
+
+    # -- locks ------------------------------------------------------------------------------
+    def open(self, name):
+        validate_name(name)
+        self._hold(name)
+        return self.info(name)
+
+    def close(self, name):
+        validate_name(name)
+        st = self._held_state(name)
+        if st is not None:
+            self.store.flush()
+            self._drop(st.vid)
+
+    def lock(self, name, wait=False):
+        validate_name(name)
+        self._hold(name, wait=wait)
+        return self.info(name)
+
+    def unlock(self, name, force=False):
+        validate_name(name)
+        hdr = self.catalog.lookup(name)
+        vid = hdr["id"]
+        if force:
+            cur = self.locks.inquire(vid)
+            if cur is not None and cur.owner != self.owner:
+                log.warning("breaking lock of volume %s held by %s (generation %d)",
+                            name, cur.owner, cur.generation)
+            self.locks.break_lease(vid)
+            self._drop(vid, release=False)
+            return
+        if self._held_state(name) is not None or self.locks.held(vid):
+            self._drop(vid)
+            return
+        cur = self.locks.inquire(vid)
+        if cur is not None and cur.owner != self.owner:
+            raise Busy(f"volume {name} is locked by {cur.owner} (generation "
+                       f"{cur.generation}); use force to break it")
+
+    def shutdown(self):
+        """Flush and give every lease back (peer stop)."""
+        with contextlib.suppress(Exception):
+            self.store.flush()
+        with self._lock:
+            vids = list(self._states)
+        for vid in vids:
+            self._drop(vid)
+        self.locks.close()
+
+    # -- hashing, diff, space ---------------------------------------------------------------
+    def hash(self, spec):
+        from .hashing import hash_spec
+        return hash_spec(self, spec)
+
+    def diff(self, from_spec, to_spec):
+        from .diff import diff_specs
+        return diff_specs(self, from_spec, to_spec)
+
+    def du(self):
+        from .gc import disk_usage
+        return disk_usage(self)
+
+    def gc(self, dry_run=False):
+        from .gc import collect
+        return collect(self, dry_run=dry_run)

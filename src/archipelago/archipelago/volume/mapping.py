@@ -1,0 +1,125 @@
+"""Turning byte ranges into per-object extents (MAPR) and making objects writable
+(MAPW): the copy-up of only the touched chunks and the dirty bitmap.
+
+A write to object `idx` needs, before it may be acknowledged by the data path:
+  * an entry whose `own` object is this volume's, at its current generation;
+  * every touched chunk present in `own` (copied up from `base` first, so that an
+    interrupted write leaves the old bytes around it, never zeros);
+  * the touched chunks set in `dirty_bm` (diff) and `own_bm` (reads);
+all committed by one atomic replace of the leaf before map_write returns.
+"""
+from typing import NamedTuple
+
+from . import format as fmt
+from .format import BASE, BASE_CONTENT, OWN, OWN_CONTENT, SHARED, Entry, new_uid
+
+
+class Extent(NamedTuple):
+    """A piece of a volume range: `length` bytes of object `obj` at `obj_offset`;
+    `obj` None means never written (reads as zeros; not valid for writes)."""
+
+    obj: str | None
+    obj_offset: int
+    length: int
+
+
+def split(offset, length, object_size):
+    """(object index, offset in object, length) pieces of a volume byte range."""
+    end = offset + length
+    while offset < end:
+        idx, off = divmod(offset, object_size)
+        n = min(object_size - off, end - offset)
+        yield idx, off, n
+        offset += n
+
+
+def chunk_mask(off, length, object_size):
+    cs = fmt.chunk_size(object_size)
+    first, last = off // cs, (off + length - 1) // cs
+    return ((1 << (last + 1)) - 1) ^ ((1 << first) - 1)
+
+
+def read_extents(entry, off, length, object_size):
+    """Extents for [off, off+length) of one object described by `entry`."""
+    if entry is None or entry.zero:
+        return [Extent(None, off, length)]
+    own = entry.own_name()
+    if not entry.flags & BASE:
+        return [Extent(own, off, length)]
+    base = entry.base_name()
+    cs = fmt.chunk_size(object_size)
+    out = []
+    pos, end = off, off + length
+    while pos < end:
+        c = pos // cs
+        n = min((c + 1) * cs, end) - pos
+        obj = own if entry.own_bm >> c & 1 else base
+        if out and out[-1].obj == obj:
+            last = out[-1]
+            out[-1] = Extent(obj, last.obj_offset, last.length + n)
+        else:
+            out.append(Extent(obj, pos, n))
+        pos += n
+    return out
+
+
+def needs_update(entry, mask, private):
+    """False when `entry` is already writable for the chunks in `mask` (fast path)."""
+    if entry is None or entry.zero or not private or entry.flags & (SHARED | OWN_CONTENT):
+        return True
+    if entry.dirty_bm & mask != mask:
+        return True
+    return bool(entry.flags & BASE) and entry.own_bm & mask != mask
+
+
+class CopyUp:
+    """The data movement of a copy-up, done through the store with the volume lease."""
+
+    def __init__(self, store, lease, object_size):
+        self.store, self.lease, self.object_size = store, lease, object_size
+        self.cs = fmt.chunk_size(object_size)
+        self.full = fmt.full_bitmap(object_size)
+
+    def _copy_chunks(self, entry, mask):
+        """Copy the chunks of `mask` not yet in own from base into own, durably."""
+        missing = mask & ~entry.own_bm
+        base, own = entry.base_name(), entry.own_name()
+        c = 0
+        while missing >> c:
+            if missing >> c & 1:
+                data = self.store.read(base, c * self.cs, self.cs)
+                if any(data):
+                    self.store.write(own, c * self.cs, data, fua=True, lease=self.lease)
+            c += 1
+        entry.own_bm |= mask
+        if entry.own_bm & self.full == self.full:
+            # own now holds the whole object: drop the base (one reference less).
+            entry.flags &= ~(BASE | BASE_CONTENT)
+            entry.base = b""
+            entry.own_bm = self.full
+
+    def prepare(self, entry, mask, gen, private):
+        """The new entry for a write of the chunks in `mask`; data copied already."""
+        if entry is None or entry.zero:
+            # Never written: a fresh object; holes read as zeros, nothing to copy.
+            return Entry(OWN, gen, new_uid(), own_bm=mask, dirty_bm=mask)
+        if private and not entry.flags & (SHARED | OWN_CONTENT):
+            new = Entry(entry.flags, entry.gen, entry.own, entry.base, entry.src,
+                        entry.own_bm, entry.dirty_bm | mask)
+            if new.flags & BASE:
+                self._copy_chunks(new, mask)
+            else:
+                new.own_bm |= mask
+            return new
+        src = entry.own[:fmt.UID_SIZE]
+        if entry.flags & BASE:
+            # A sparse overlay: copy what it holds (only its chunks), keep its base.
+            new = Entry(OWN | BASE | (entry.flags & BASE_CONTENT), gen, new_uid(),
+                        entry.base, src, entry.own_bm, mask)
+            self.store.copy(entry.own_name(), new.own_name(), lease=self.lease)
+        else:
+            # A self-contained object becomes the base; nothing is copied up front.
+            new = Entry(OWN | BASE | (BASE_CONTENT if entry.flags & OWN_CONTENT else 0),
+                        gen, new_uid(), entry.own, src, 0, mask)
+        self._copy_chunks(new, mask)
+        return new
