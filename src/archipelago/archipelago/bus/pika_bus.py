@@ -25,6 +25,8 @@ from .schema import (
 )
 
 log = logging.getLogger(__name__)
+# pika warns about every returned message; we turn returns into Unroutable and log them.
+logging.getLogger("pika.adapters.blocking_connection").setLevel(logging.ERROR)
 DIRECT_REPLY = "amq.rabbitmq.reply-to"
 # Everything pika raises when the socket, connection or channel goes away.
 _BROKEN = (pex.AMQPError, OSError, AttributeError)
@@ -147,7 +149,10 @@ class PikaBus(Bus):
     def reply(self, reply_to, correlation_id, msg):
         props = pika.BasicProperties(content_type="application/json",
                                      correlation_id=correlation_id)
-        self._publish("", reply_to, encode(msg, MAX_REPLY), props, True)
+        # RabbitMQ returns mandatory publishes to a direct reply-to as NO_ROUTE even when
+        # it delivers them; node queues (callbacks) are checked.
+        mandatory = not reply_to.startswith(DIRECT_REPLY)
+        self._publish("", reply_to, encode(msg, MAX_REPLY), props, mandatory)
 
     def heartbeat(self, msg):
         props = pika.BasicProperties(content_type="application/json", expiration="30000")

@@ -1,0 +1,17 @@
+"""rocks list host storagedev HOST
+
+The volumes attached on compute node HOST: device (or NBD URI), NAS, size, since."""
+from ....command import Command as Base
+from ....command import host
+from ....output import Output, age, size
+
+
+class Command(Base):
+    ARGS = [("host", host)]
+
+    def run(self, a, p):
+        r = self.call(a["host"], "list_dev", p, role="compute")
+        rows = [[r["host"], d["volume"], d["nas"], d["device"], size(d["size"]),
+                 d["read_only"], age(d["attached"])] for d in r["devices"]]
+        return Output(["host", "volume", "nas", "device", "size", "read-only", "attached"],
+                      rows, f"no volumes attached on {r['host']}")
