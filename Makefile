@@ -61,3 +61,20 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# --- Roll packaging (roll/, nodes/, graphs/; docs/roll.md) ---------------------
+# rpms: one RPM (or more, as in the original Archipelago split) per src/* package
+# plus the roll's own, built by rpmbuild in build/rpm with versions from
+# version.mk. roll: the Rocks roll ISO in build/. roll-check: verify the ISO with
+# isoinfo and rpm -qp (the kernel here cannot mount ISO9660).
+RPM_PYTHON ?= /usr/bin/python3
+.PHONY: rpms roll roll-check
+
+rpms:
+	$(RPM_PYTHON) roll/build_rpms.py
+
+roll: rpms
+	$(RPM_PYTHON) roll/build_iso.py
+
+roll-check:
+	$(RPM_PYTHON) roll/check_iso.py

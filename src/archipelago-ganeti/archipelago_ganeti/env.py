@@ -11,15 +11,7 @@ from archipelago.errors import InvalidArgument
 from archipelago.names import validate_name
 from archipelago.units import parse_size
 
-# The provider's parameters: name -> description (parameters.list is written from it).
-PARAMETERS = {
-    "origin": "Snapshot or image to clone the new volume from (copy-on-write, O(1))",
-    "object_size": "Object size of a new volume, e.g. 4M (default: the store's)",
-}
-
-# Actions Ganeti may run; the first seven are required by the interface.
-ACTIONS = ("create", "attach", "detach", "remove", "grow", "setinfo", "verify",
-           "snapshot", "open", "close")
+from .interface import ACTIONS, PARAMETERS
 
 
 @dataclass

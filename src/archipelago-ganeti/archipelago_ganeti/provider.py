@@ -13,8 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .env import ACTIONS, PARAMETERS
-from .vlmc import DEFAULT_VLMC
+from .interface import ACTIONS, PARAMETERS
 
 DEFAULT_DIR = "/usr/share/ganeti/extstorage/archipelago"
 SCRIPT = "archipelago-extstorage"
@@ -28,7 +27,7 @@ sys.exit(main(vlmc_path={vlmc!r}))
 """
 
 
-def install(dest, python="/usr/bin/python3", vlmc=DEFAULT_VLMC, pythonpath=()):
+def install(dest, python="/usr/bin/python3", vlmc="/usr/bin/vlmc", pythonpath=()):
     """Write the provider into `dest`; returns its Path."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -50,7 +49,7 @@ def cli(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dest", nargs="?", default=DEFAULT_DIR)
     p.add_argument("--python", default="/usr/bin/python3")
-    p.add_argument("--vlmc", default=DEFAULT_VLMC)
+    p.add_argument("--vlmc", default="/usr/bin/vlmc")
     a = p.parse_args(argv)
     install(a.dest, a.python, a.vlmc)
     return 0

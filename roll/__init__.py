@@ -1,0 +1,1 @@
+"""Roll packaging: RPM specs, the roll ISO and the Rocks-frontend integration."""

@@ -1,0 +1,1 @@
+"""Rocks-frontend integration: the command-tree bridge and the start/stop host vm plugins."""
