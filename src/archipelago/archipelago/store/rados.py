@@ -1,0 +1,452 @@
+"""RadosStore: the ObjectStore (API v1) on a Ceph RADOS pool -- the radosd backend.
+
+One RADOS object per store object, in the configured pool and (optional) namespace;
+lease records live in a namespace of their own (`<namespace>.leases`), so `list()`
+never sees them. Data I/O is asynchronous underneath (librados aio) behind a bounded
+queue: at most `queue_depth` requests are in flight per store; callers beyond that
+wait for a slot. `aio_write`/`aio_readinto` return futures for callers that keep many
+requests going; the synchronous methods are those plus a wait.
+
+Semantics on RADOS:
+  * reads of a missing object or past its end are zeros;
+  * a write returns when the OSDs committed it (RADOS acknowledges on commit), so
+    `flush()` and `fua` have nothing left to do;
+  * `replace` is write_full (atomic), `put_if_absent` an exclusive create plus
+    write_full in one op, `copy` a consistent whole-object read plus write_full;
+  * a full cluster or pool answers ENOSPC/EDQUOT (the ioctx sets FULL_TRY, so writes
+    are not parked until space appears) -> NoSpace; a stopped OSD makes requests wait
+    up to `op_timeout`, then Timeout.
+Leases and fencing: see rados_lease.py. rados.Error never leaves this package.
+
+Config (the radosd role section, e.g. `[blockerb]` with `type = rados`):
+    RadosStore.from_config(archipelago.config.load(), "blockerb")
+"""
+import errno
+import logging
+import threading
+from concurrent.futures import Future
+
+from ..config import Option, Section, boolean, integer, path, string
+from ..errors import (
+    ArchipelagoError,
+    BackendError,
+    Busy,
+    ConfigError,
+    Exists,
+    Fenced,
+    InvalidArgument,
+    NoSpace,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
+from .base import ObjectStore, StoreInfo
+from .leasing import check_name
+from .rados_lease import FENCE_KEY, RadosLeases, gen_key
+
+try:
+    import rados
+except ImportError:  # pragma: no cover - reported when a store is made
+    rados = None
+
+log = logging.getLogger(__name__)
+
+RADOS = Section("blockerb", "RADOS object store (radosd)", [
+    Option("type", "rados", string, "blocker backend of this role (rados)"),
+    Option("pool", "archipelago", string, "RADOS pool holding the objects (must exist)"),
+    Option("namespace", "", string, "RADOS namespace inside the pool (share a pool)"),
+    Option("cephx_id", "admin", string, "cephx user (client.ID) the peer connects as"),
+    Option("ceph_conf", "/etc/ceph/ceph.conf", path, "ceph.conf with mon host and keyring"),
+    Option("connect_timeout", 30, integer(1, 3600), "seconds to reach the monitors"),
+    Option("op_timeout", 30, integer(1, 3600),
+           "seconds before an OSD request fails with Timeout (0 would block forever)"),
+    Option("queue_depth", 64, integer(1, 4096), "RADOS requests in flight per store"),
+    Option("fence_blocklist", True, boolean,
+           "blocklist a lease holder's client when its lease is broken or taken over"),
+    Option("blocklist_expire", 3600, integer(60, 30 * 86400),
+           "seconds a fenced client stays blocklisted"),
+], strict=False)   # the role section also holds the peer's own settings
+
+_ERRNO = {
+    errno.ENOENT: NotFound, errno.EEXIST: Exists, errno.ETIMEDOUT: Timeout,
+    errno.ENOSPC: NoSpace, errno.EDQUOT: NoSpace, errno.EBUSY: Busy,
+    errno.EINVAL: InvalidArgument, errno.EFBIG: InvalidArgument,
+    errno.ENAMETOOLONG: InvalidArgument, errno.ESHUTDOWN: Fenced,
+    errno.ENOTCONN: Unavailable, errno.ECONNREFUSED: Unavailable,
+}
+
+
+class Blocklisted(Fenced):
+    """The cluster refused this client: another holder fenced it (ESHUTDOWN)."""
+
+
+def error(err, what):
+    """The ArchipelagoError for a RADOS errno (positive) while doing `what`."""
+    if err == errno.ESHUTDOWN:
+        return Blocklisted(f"{what}: this client was fenced by the cluster (blocklisted); "
+                           "its leases must be renewed", errno=err)
+    if err == errno.ECANCELED:
+        return Fenced(f"{what}: refused by the cluster: the object was written under a newer "
+                      "lease generation", errno=errno.ESTALE)
+    if err in (errno.EPERM, errno.EACCES):
+        return BackendError(f"{what}: permission denied (cephx caps)", errno=err)
+    cls = _ERRNO.get(err, BackendError)
+    return cls(f"{what}: {errno.errorcode.get(err, err)} ({_strerror(err)})", errno=err)
+
+
+def _strerror(err):
+    import os
+    return os.strerror(err)
+
+
+def wrap(e, what):
+    """An ArchipelagoError for a rados.Error (or anything librados raised)."""
+    if isinstance(e, ArchipelagoError):
+        return e
+    err = getattr(e, "errno", None)
+    if isinstance(err, int) and err:
+        return error(abs(err), what)
+    return BackendError(f"{what}: {e}")
+
+
+class _Conn:
+    """One cluster handle: data ioctx, lease ioctx, our client address."""
+
+    def __init__(self, cfg, epoch):
+        self.epoch = epoch
+        self.dead = False
+        self.cluster = rados.Rados(conffile=str(cfg.ceph_conf), rados_id=cfg.cephx_id)
+        try:
+            for key, val in (("rados_osd_op_timeout", cfg.op_timeout),
+                             ("rados_mon_op_timeout", cfg.op_timeout),
+                             ("client_mount_timeout", cfg.connect_timeout)):
+                self.cluster.conf_set(key, str(val))
+            self.cluster.connect(timeout=cfg.connect_timeout)
+            self.io = self._open(cfg, cfg.namespace)
+            self.lio = self._open(cfg, f"{cfg.namespace}.leases")
+            self.addr = self.cluster.get_addrs()
+        except BaseException:
+            self.cluster.shutdown()
+            raise
+
+    def _open(self, cfg, namespace):
+        try:
+            io = self.cluster.open_ioctx(cfg.pool)
+        except rados.ObjectNotFound:
+            raise ConfigError(f"RADOS pool {cfg.pool!r} does not exist "
+                              f"(ceph osd pool create {cfg.pool})") from None
+        io.set_namespace(namespace)
+        io.set_osdmap_full_try()      # a full cluster answers ENOSPC instead of parking
+        return io
+
+    def close(self):
+        for io in (getattr(self, "io", None), getattr(self, "lio", None)):
+            if io is not None:
+                io.close()
+        self.cluster.shutdown()
+
+
+class RadosStore(RadosLeases, ObjectStore):
+    """The ObjectStore on a RADOS pool. See the module docstring."""
+
+    kind = "rados"
+
+    def __init__(self, *, conf="/etc/ceph/ceph.conf", pool="archipelago", namespace="",
+                 cephx_id="admin", connect_timeout=30, op_timeout=30, queue_depth=64,
+                 fence_blocklist=True, blocklist_expire=3600, lease_margin=1.0):
+        if rados is None:
+            raise Unavailable("python3-rados is not installed (apt-get install python3-rados)")
+        from pathlib import Path
+        from types import SimpleNamespace
+        self.cfg = SimpleNamespace(
+            ceph_conf=Path(conf), pool=pool, namespace=namespace, cephx_id=cephx_id,
+            connect_timeout=connect_timeout, op_timeout=op_timeout, queue_depth=queue_depth,
+            fence_blocklist=fence_blocklist, blocklist_expire=blocklist_expire)
+        self._slots = threading.BoundedSemaphore(queue_depth)
+        self._conn_lock = threading.Lock()
+        self._epoch = 0
+        self._conn = None
+        self._closed = False
+        RadosLeases.__init__(self, lease_margin)
+        self._connect()
+        log.info("RADOS store on pool %s%s as client.%s (%s)", pool,
+                 f" namespace {namespace}" if namespace else "", cephx_id, self._conn.addr)
+
+    @classmethod
+    def from_config(cls, cfg, section="blockerb"):
+        v = cfg.section(RADOS, section)
+        if v.type != "rados":
+            raise ConfigError(f"{cfg.source}: [{section}] type = {v.type!r}, not rados")
+        return cls(conf=v.ceph_conf, pool=v.pool, namespace=v.namespace, cephx_id=v.cephx_id,
+                   connect_timeout=v.connect_timeout, op_timeout=v.op_timeout,
+                   queue_depth=v.queue_depth, fence_blocklist=v.fence_blocklist,
+                   blocklist_expire=v.blocklist_expire)
+
+    def __repr__(self):
+        return f"RadosStore(pool={self.cfg.pool!r}, namespace={self.cfg.namespace!r})"
+
+    # -- connection -------------------------------------------------------------
+    def _connect(self):
+        self._epoch += 1
+        what = f"connect to Ceph ({self.cfg.ceph_conf}, client.{self.cfg.cephx_id})"
+        if not self.cfg.ceph_conf.exists():
+            raise ConfigError(f"{what}: {self.cfg.ceph_conf} does not exist")
+        try:
+            self._conn = _Conn(self.cfg, self._epoch)
+        except rados.Error as e:
+            err = wrap(e, what)
+            if isinstance(err, Timeout):
+                raise Unavailable(f"{what}: no answer in {self.cfg.connect_timeout}s") from None
+            raise err from None
+
+    def conn(self):
+        """The live cluster handle; a new one after this client was blocklisted."""
+        c = self._conn
+        if c is not None and not c.dead:
+            return c
+        with self._conn_lock:
+            if self._closed:
+                raise Unavailable(f"{self!r} is closed")
+            old = self._conn
+            if old is not None and old.dead:
+                log.warning("RADOS client %s was blocklisted; reconnecting", old.addr)
+                self._connect()
+                threading.Thread(target=old.close, daemon=True).start()
+            return self._conn
+
+    def _mark_dead(self, conn):
+        conn.dead = True
+
+    def close(self):
+        with self._conn_lock:
+            self._closed = True
+            c, self._conn = self._conn, None
+        if c is not None:
+            c.close()
+
+    # -- the bounded aio queue ----------------------------------------------------
+    def _submit(self, what, start):
+        """Run start(conn, oncomplete) under a queue slot; a Future of (rv, data)."""
+        fut = Future()
+        conn = self.conn()
+        self._slots.acquire()
+
+        def done(comp, *args):
+            data = args[0] if args else None
+            try:
+                rv = comp.get_return_value()
+                if rv < 0:
+                    if rv == -errno.ESHUTDOWN:
+                        self._mark_dead(conn)
+                    fut.set_exception(error(-rv, what))
+                else:
+                    fut.set_result((rv, data))
+            except BaseException as e:  # never lose a completion
+                fut.set_exception(wrap(e, what))
+            finally:
+                self._slots.release()
+
+        try:
+            start(conn, done)
+        except Exception as e:
+            self._slots.release()
+            fut.set_exception(wrap(e, what))
+        return fut
+
+    def _sync(self, what, fn, *, retry=True):
+        """fn(conn) on the live handle, errors mapped; once more after a blocklist."""
+        conn = self.conn()
+        try:
+            return fn(conn)
+        except rados.Error as e:
+            err = wrap(e, what)
+        if isinstance(err, Blocklisted):
+            self._mark_dead(conn)
+            if retry:
+                return self._sync(what, fn, retry=False)
+        raise err
+
+    def _wait(self, fut, retry):
+        """The result of `retry()`'s future; once more if the client was blocklisted."""
+        try:
+            return fut.result()
+        except Blocklisted:
+            return retry().result()
+
+    # -- data objects -------------------------------------------------------------
+    def aio_readinto(self, name, offset, buf):
+        """A Future that fills memoryview `buf` from `name` at `offset` (zero fill)."""
+        check_name(name)
+        _check_range(offset, len(buf))
+        out = Future()
+        inner = self._submit(f"read {name}", lambda c, cb: c.io.aio_read(
+            name, len(buf), offset, oncomplete=cb))
+
+        def fill(f):
+            try:
+                rv, data = f.result()
+                # python3-rados 16 hands back an uninitialised buffer for a 0-byte read:
+                # only the first rv bytes are data.
+                data = (data or b"")[:rv]
+            except NotFound:
+                data = b""
+            except ArchipelagoError as e:
+                out.set_exception(e)
+                return
+            n = len(data)
+            buf[:n] = data
+            if n < len(buf):
+                buf[n:] = bytes(len(buf) - n)
+            out.set_result(len(buf))
+        inner.add_done_callback(fill)
+        return out
+
+    def readinto(self, name, offset, buf):
+        buf = memoryview(buf).cast("B")
+        try:
+            self.aio_readinto(name, offset, buf).result()
+        except Blocklisted:
+            self.aio_readinto(name, offset, buf).result()
+
+    def aio_write(self, name, offset, data, *, fua=False, lease=None):
+        """A Future that completes when the write is committed by the OSDs."""
+        check_name(name)
+        _check_range(offset, len(data))
+        data = bytes(data)
+        if lease is None:
+            return self._submit(f"write {name}", lambda c, cb: c.io.aio_write(
+                name, data, offset, oncomplete=cb))
+        return self._guarded(name, lease, f"write {name}", lambda w: w.write(data, offset))
+
+    def write(self, name, offset, data, *, fua=False, lease=None):
+        fut = self.aio_write(name, offset, data, lease=lease)
+        if lease is not None:
+            fut.result()
+        else:
+            self._wait(fut, lambda: self.aio_write(name, offset, data))
+
+    def flush(self):
+        # Writes are acknowledged on commit; wait for any aio still on its way.
+        self._sync("flush", lambda c: c.io.aio_flush())
+
+    def stat(self, name):
+        check_name(name)
+        try:
+            return self._sync(f"stat {name}", lambda c: c.io.stat(name))[0]
+        except NotFound:
+            return None
+
+    def delete(self, name, *, lease=None):
+        check_name(name)
+        try:
+            if lease is None:
+                self._sync(f"delete {name}", lambda c: c.io.remove_object(name))
+            else:
+                self._guarded(name, lease, f"delete {name}", lambda w: w.remove(),
+                              create=False).result()
+        except NotFound:
+            return False
+        return True
+
+    def copy(self, src, dst, *, lease=None):
+        check_name(src)
+        check_name(dst)
+        try:
+            data = self._read_whole(src)
+        except NotFound:
+            data = b""
+        self.replace(dst, data, lease=lease)
+
+    # -- whole objects ------------------------------------------------------------
+    def _read_whole(self, name):
+        """The whole object, read consistently in one op (NotFound if missing)."""
+        def read(c):
+            size = c.io.stat(name)[0]
+            want = max(size + 4096, 65536)
+            while True:
+                data = c.io.read(name, want, 0)
+                if len(data) < want:
+                    return data
+                want *= 2
+        return self._sync(f"read {name}", read)
+
+    def get(self, name):
+        check_name(name)
+        return self._read_whole(name)
+
+    def replace(self, name, data, *, lease=None):
+        check_name(name)
+        data = bytes(data)
+        if lease is None:
+            self._sync(f"replace {name}", lambda c: c.io.write_full(name, data))
+        else:
+            self._guarded(name, lease, f"replace {name}", lambda w: w.write_full(data)).result()
+
+    def put_if_absent(self, name, data):
+        check_name(name)
+        data = bytes(data)
+
+        def put(c):
+            w = c.io.create_write_op()
+            try:
+                w.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
+                w.write_full(data)
+                c.io.operate_write_op(w, name)
+            finally:
+                c.io.release_write_op(w)
+        try:
+            self._sync(f"put {name}", put)
+        except Exists:
+            return False
+        return True
+
+    def list(self, prefix=""):
+        try:
+            for obj in self.conn().io.list_objects():
+                if obj.key.startswith(prefix):
+                    yield obj.key
+        except rados.Error as e:
+            raise wrap(e, f"list pool {self.cfg.pool}") from None
+
+    def info(self):
+        """used: the bytes of this store's objects (exact: pool statistics lag behind
+        and cover the whole pool, so this stats every object -- O(objects), through
+        the aio queue); free: the cluster's available bytes (needs a ceph-mgr)."""
+        futs = [self._submit(f"stat {n}", lambda c, cb, n=n: c.io.aio_stat(n, cb))
+                for n in self.list()]
+        used = 0
+        for f in futs:
+            try:
+                used += f.result()[1] or 0
+            except NotFound:
+                pass
+        cluster = self._sync("cluster stats", lambda c: c.cluster.get_cluster_stats())
+        return StoreInfo(used=used, free=cluster["kb_avail"] * 1024)
+
+    # -- fencing: every leased mutation carries a generation guard -------------------
+    def _guarded(self, name, lease, what, build, *, create=True):
+        """Submit build(write_op) on `name` under `lease`: the op first asserts, in the
+        same atomic RADOS op, that the object was never written under a newer generation
+        of the lease, and records ours. Refused -> Fenced."""
+        conn = self.conn()
+        self.check_lease(lease, conn)
+        key, val = FENCE_KEY + lease.name, gen_key(lease.generation)
+        nxt = gen_key(lease.generation + 1)
+
+        def start(c, cb):
+            w = c.io.create_write_op()
+            try:
+                if create:
+                    w.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
+                w.omap_cmp(key, nxt, rados.LIBRADOS_CMPXATTR_OP_LT)
+                c.io.set_omap(w, (key,), (val.encode(),))
+                build(w)
+                return c.io.operate_aio_write_op(w, name, oncomplete=cb)
+            finally:
+                c.io.release_write_op(w)
+        return self._submit(what, start)
+
+
+def _check_range(offset, length):
+    if offset < 0 or length < 0:
+        raise InvalidArgument(f"bad range: offset {offset}, length {length}")

@@ -1,0 +1,237 @@
+"""RadosStore against a real one-node Ceph: the shared ObjectStore contract, plus
+two clients on one pool (the lease keeps one writer, a fenced holder's late write is
+refused by the cluster), an OSD restart during I/O, and the configuration.
+
+One cluster per session (tests/lib/ceph.py); each test gets a RADOS namespace of its
+own, so stores start empty without a pool per test."""
+import itertools
+import threading
+import time
+
+import pytest
+from ceph import ceph_cluster  # noqa: F401  (session fixture)
+from store_contract import *  # noqa: F403
+
+from archipelago import config
+from archipelago.errors import (
+    ArchipelagoError,
+    Busy,
+    ConfigError,
+    Fenced,
+    Timeout,
+    Unavailable,
+)
+from archipelago.store.rados import Blocklisted, RadosStore
+
+pytestmark = pytest.mark.ceph
+_ns = itertools.count(1)
+
+
+@pytest.fixture
+def make_store(ceph_cluster):  # noqa: F811
+    made = []
+
+    def make(namespace, **kw):
+        s = RadosStore(conf=ceph_cluster.conf, pool=ceph_cluster.pool, namespace=namespace,
+                       op_timeout=kw.pop("op_timeout", 20), **kw)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()
+
+
+@pytest.fixture
+def namespace(request):
+    return f"{request.node.name[:40]}.{next(_ns)}"
+
+
+@pytest.fixture
+def store(make_store, namespace):
+    return make_store(namespace)
+
+
+@pytest.fixture
+def store2(make_store, namespace, store):
+    """A second RADOS client (its own librados instance) on the same namespace."""
+    return make_store(namespace)
+
+
+# -- two clients on one pool ---------------------------------------------------------------
+def test_lease_keeps_one_writer(store, store2):
+    a = store.lease_acquire("vol", "host-a", 30)
+    with pytest.raises(Busy):
+        store2.lease_acquire("vol", "host-b", 30)
+    store.write("vol.0", 0, b"A" * 512, lease=a)
+    got = []
+    t = threading.Thread(target=lambda: got.append(
+        store2.lease_acquire("vol", "host-b", 30, wait=True, timeout=30)))
+    t.start()
+    time.sleep(0.3)
+    assert not got                               # still waiting: one writer at a time
+    store.lease_release(a)
+    t.join(30)
+    b = got[0]
+    store2.write("vol.0", 0, b"B" * 512, lease=b)
+    with pytest.raises(Fenced):
+        store.write("vol.0", 0, b"A" * 512, lease=a)
+    assert store.read("vol.0", 0, 512) == b"B" * 512
+
+
+def test_fenced_holder_late_write_refused_by_cluster(store, store2):
+    """The holder does not know it lost the lease (its own view says valid): the OSDs
+    refuse its write because the breaker blocklisted its client."""
+    a = store.lease_acquire("vol", "host-a", 30)
+    store.write("vol.0", 0, b"A1", lease=a)
+    store2.lease_break("vol")                    # vlmc unlock -f on another node
+    b = store2.lease_acquire("vol", "host-b", 30)
+    with pytest.raises(Blocklisted):
+        store.write("vol.1", 0, b"late", lease=a)     # an object B never wrote
+    assert store2.stat("vol.1") is None
+    store2.write("vol.0", 0, b"B1", lease=b)
+    assert store2.read("vol.0", 0, 2) == b"B1"
+    # The fenced store reconnects with a new client: reads work, the old lease stays
+    # fenced, and it can take other leases.
+    assert store.read("vol.0", 0, 2) == b"B1"
+    with pytest.raises(Fenced):
+        store.write("vol.0", 0, b"A2", lease=a)
+    other = store.lease_acquire("vol2", "host-a", 30)
+    store.write("vol2.0", 0, b"ok", lease=other)
+
+
+def test_generation_guard_refuses_without_blocklist(make_store, namespace):
+    """With blocklisting off, the per-object generation guard (omap compare in the same
+    RADOS op) still refuses an older holder on objects the newer holder has written."""
+    a_store = make_store(namespace)
+    b_store = make_store(namespace, fence_blocklist=False)
+    a = a_store.lease_acquire("vol", "host-a", 0.5)
+    a_store.write("vol.0", 0, b"A1", lease=a)
+    time.sleep(0.7)
+    b = b_store.lease_acquire("vol", "host-b", 30)
+    b_store.write("vol.0", 0, b"B1", lease=b)
+    b_store.replace("vol.map", b"map-b", lease=b)
+    # Bypass a_store's own lease check to see what the cluster alone does.
+    a_store.check_lease = lambda lease, conn: None
+    for call in (lambda: a_store.write("vol.0", 0, b"A2", lease=a),
+                 lambda: a_store.replace("vol.map", b"map-a", lease=a),
+                 lambda: a_store.delete("vol.0", lease=a)):
+        with pytest.raises(Fenced):
+            call()
+    assert b_store.read("vol.0", 0, 2) == b"B1"
+    assert b_store.get("vol.map") == b"map-b"
+
+
+def test_renew_after_reconnect_keeps_other_leases(store, store2):
+    """Blocklisting a client for one lease does not lose its other, still valid leases:
+    after reconnecting it re-validates them against their records."""
+    v1 = store.lease_acquire("v1", "host-a", 30)
+    v2 = store.lease_acquire("v2", "host-a", 30)
+    store2.lease_break("v1")
+    with pytest.raises(Blocklisted):
+        store.write("v2.0", 0, b"x", lease=v2)   # in flight when the client was fenced
+    store.write("v2.0", 0, b"y", lease=v2)       # re-validated on the new client
+    assert store.lease_renew(v2, 30).generation == v2.generation
+    with pytest.raises(Fenced):
+        store.lease_renew(v1, 30)
+    assert store2.read("v2.0", 0, 1) == b"y"
+
+
+# -- aio queue -------------------------------------------------------------------------------
+def test_aio_bounded_queue(make_store, namespace):
+    s = make_store(namespace, queue_depth=4)
+    futs = [s.aio_write(f"q{i}", 0, bytes([i]) * 4096) for i in range(64)]
+    for f in futs:
+        f.result()
+    bufs = [bytearray(4096) for _ in range(64)]
+    futs = [s.aio_readinto(f"q{i}", 0, memoryview(bufs[i])) for i in range(64)]
+    for f in futs:
+        f.result()
+    assert all(bytes(b) == bytes([i]) * 4096 for i, b in enumerate(bufs))
+
+
+# -- OSD restart during I/O ------------------------------------------------------------------
+@pytest.mark.slow
+def test_osd_restart_during_io(ceph_cluster, make_store, namespace):  # noqa: F811
+    """Writers keep going while the OSD stops and comes back: each request either
+    succeeds or fails with a clear error (Timeout), and afterwards every object holds
+    the last acknowledged value or a later attempted one -- never garbage."""
+    s = make_store(namespace, op_timeout=4)
+    n_obj, size = 8, 65536
+    acked = {i: bytes(size) for i in range(n_obj)}
+    tried = {i: set() for i in range(n_obj)}
+    failures, stop = [], threading.Event()
+
+    def writer(i):
+        for gen in itertools.count(1):
+            if stop.is_set():
+                return
+            data = bytes([gen % 251 + 1]) * size
+            tried[i].add(data)
+            try:
+                s.write(f"r{i}", 0, data)
+                acked[i] = data
+                tried[i] = set()
+            except ArchipelagoError as e:
+                failures.append(e)
+                time.sleep(0.2)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n_obj)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        ceph_cluster.stop_osd()
+        time.sleep(6)                    # longer than op_timeout: requests must fail
+        ceph_cluster.start_osd()
+        time.sleep(1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert failures, "no request failed while the OSD was down"
+    assert all(isinstance(e, (Timeout, Unavailable)) for e in failures), failures[:3]
+    for i in range(n_obj):
+        now = s.read(f"r{i}", 0, size)
+        assert now == acked[i] or now in tried[i], f"object r{i} holds garbage"
+    s.write("after", 0, b"ok")
+    assert s.read("after", 0, 2) == b"ok"
+
+
+# -- configuration ---------------------------------------------------------------------------
+def test_from_config(ceph_cluster, namespace):  # noqa: F811
+    cfg = config.from_text(f"""
+[blockerb]
+type = rados
+pool = {ceph_cluster.pool}
+namespace = {namespace}
+ceph_conf = {ceph_cluster.conf}
+op_timeout = 15
+portno_start = 1
+""")
+    s = RadosStore.from_config(cfg)
+    try:
+        assert s.kind == "rados" and s.cfg.op_timeout == 15
+        s.replace("x", b"1")
+        assert list(s.list()) == ["x"]
+    finally:
+        s.close()
+
+
+def test_config_errors(ceph_cluster, tmp_path):  # noqa: F811
+    bad = config.from_text("[blockerb]\ntype = rados\nop_timeout = soon\n")
+    with pytest.raises(ConfigError, match="op_timeout"):
+        RadosStore.from_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        RadosStore(conf=tmp_path / "nope.conf", pool="p")
+    with pytest.raises(ConfigError, match="pool 'no-such-pool'"):
+        RadosStore(conf=ceph_cluster.conf, pool="no-such-pool")
+
+
+def test_unreachable_monitor(ceph_cluster, tmp_path):  # noqa: F811
+    text = ceph_cluster.conf.read_text()
+    conf = tmp_path / "ceph.conf"
+    conf.write_text("\n".join(
+        "mon host = [v2:127.0.0.1:9]" if line.startswith("mon host") else line
+        for line in text.splitlines()) + "\n")
+    with pytest.raises(Unavailable):
+        RadosStore(conf=conf, pool=ceph_cluster.pool, connect_timeout=2)
