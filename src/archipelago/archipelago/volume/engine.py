@@ -53,13 +53,14 @@ class Target:
 
 class VolumeEngine:
     def __init__(self, store, owner="local:engine", lease_ttl=30.0, *, write_wait=None,
-                 node_cache=2048):
+                 node_cache=2048, gc_grace=None):
         self.store = store
         self.owner = owner
         self.cache = NodeCache(store, node_cache)
         self.locks = LeaseKeeper(store, owner, lease_ttl)
         self.catalog = Catalog(store)
         self.write_wait = write_wait          # seconds a write waits for the lock (None: ever)
+        self.gc_grace = gc_grace              # seconds; None: gc.GRACE (tests use 0)
         self._states = {}                     # vid -> VolumeState (we hold the lease)
         self._lock = threading.RLock()
 
@@ -483,4 +484,4 @@ class VolumeEngine:
 
     def gc(self, dry_run=False):
         from .gc import collect
-        return collect(self, dry_run=dry_run)
+        return collect(self, dry_run=dry_run, grace=self.gc_grace)
