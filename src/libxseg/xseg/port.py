@@ -6,7 +6,6 @@ requests per call into C; use them in hot loops.
 """
 from ._xseg import ffi, lib
 from .errors import PortUnbound, last_error
-from .request import Request
 
 BATCH = 256
 

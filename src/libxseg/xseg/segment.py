@@ -18,6 +18,16 @@ def parse_spec(spec):
             "page_shift": s.page_shift, "nr_reqs": s.nr_reqs}
 
 
+class _either:
+    """A method callable on the class (gets the class) or on an instance."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __get__(self, obj, cls):
+        return self.fn.__get__(cls if obj is None else obj)
+
+
 def _fields(cdata, names):
     return {n: getattr(cdata, n) for n in names}
 
@@ -63,9 +73,14 @@ class Segment:
         if lib.xseg_destroy(name.encode()) < 0:
             raise last_error()
 
-    def destroy(self):
-        self.close()
-        self.destroy_name(self.name)
+    @_either
+    def destroy(self_or_cls, name=None):
+        """seg.destroy() closes and removes this segment; Segment.destroy(name) removes
+        one by name."""
+        if isinstance(self_or_cls, Segment):
+            self_or_cls.close()
+            name = self_or_cls.name
+        Segment.destroy_name(name)
 
     def _wrap(self, cdata):
         """The Request object of a request slot (one per slot, reused)."""

@@ -1,0 +1,201 @@
+"""Endpoint: bound ports plus the loop that accepts requests and receives replies.
+
+The requester side lives here: submit() sends a request and returns a Pending,
+call() waits for the reply.  Any thread may submit; one loop thread receives
+every reply and completes its Pending, so many requests can be in flight from
+many threads (vlmcd fans one volume request out to many object requests).
+
+Peer (server.py) adds the server side by overriding `_on_requests`.
+"""
+import logging
+import threading
+import time
+
+import xseg
+
+from ..errors import Unavailable
+from .reply import Pending, Reply
+
+log = logging.getLogger(__name__)
+
+IDLE_CHECK = 1.0      # seconds between checks for dead peers (recovery)
+BATCH = 256
+
+
+class Endpoint:
+    def __init__(self, segment, ports=None, *, name="client", nr_ops=1024):
+        """Bind `ports` (a list of port numbers; None: one dynamic port) of
+        `segment` (an xseg.Segment).  Requests are sent from the first port."""
+        self.segment = segment
+        self.name = name
+        self.ports = []
+        try:
+            for p in ports if ports is not None else [None]:
+                self.ports.append(segment.bind(p, owner=name, max_requests=nr_ops))
+        except xseg.XsegError:
+            self._unbind()
+            raise
+        self.port = self.ports[0]
+        for p in self.ports[1:]:
+            p.share_signal(self.port)   # one wait covers every port
+        self._pending = {}
+        self._abandon_lock = threading.Lock()
+        self._stopping = False
+        self._thread = None
+
+    # -- requester side --
+    def prepare(self, op, target="", *, data=None, datalen=None, size=None, offset=0,
+                flags=0):
+        """A request ready to submit: data (bytes) copied in, or datalen bytes of room."""
+        n = len(data) if data is not None else (datalen or 0)
+        req = self.port.get(n, op=op, target=target, offset=offset,
+                            size=n if size is None else size, flags=flags)
+        if data is not None and n:
+            req.data[:] = data
+        return req
+
+    def submit_req(self, dst, req, callback=None):
+        """Submit a prepared request; returns its Pending."""
+        pend = Pending(self, req, callback)
+        self._pending[req.index] = pend   # before submit: the reply may be quick
+        try:
+            self.port.submit(dst, req)
+        except xseg.XsegError:
+            del self._pending[req.index]
+            self.port.put(req)
+            raise
+        return pend
+
+    def submit(self, dst, op, target="", *, callback=None, **fields):
+        """Send one request to port dst; returns a Pending (see prepare for fields)."""
+        return self.submit_req(dst, self.prepare(op, target, **fields), callback)
+
+    def submit_many(self, dst, reqs):
+        """Submit prepared requests to one port in one batch; returns their Pendings."""
+        pends = [Pending(self, r) for r in reqs]
+        for r, p in zip(reqs, pends, strict=True):
+            self._pending[r.index] = p
+        try:
+            self.port.submit_many(dst, reqs)
+        except xseg.XsegError:
+            for r in reqs:
+                del self._pending[r.index]
+            self.port.put_many(reqs)
+            raise
+        return pends
+
+    def call(self, dst, op, target="", *, timeout=None, **fields):
+        """Send one request and wait for its reply (a Reply to close, or an error)."""
+        self._ensure_loop()
+        return self.submit(dst, op, target, **fields).result(timeout)
+
+    def abandon(self, pend):
+        """Give up on a Pending: its request is put back when the reply arrives."""
+        with self._abandon_lock:
+            if pend._reply is not None:
+                pend._reply.close()
+            elif pend._error is None:
+                pend.abandoned = True
+
+    def _on_replies(self, replies):
+        pending = self._pending
+        for req in replies:
+            pend = pending.pop(req.index, None)
+            if pend is None:
+                log.warning("%s: reply to request %d nobody waits for", self.name,
+                            req.index)
+                self.port.put(req)
+                continue
+            with self._abandon_lock:
+                if pend.abandoned:
+                    self.port.put(req)
+                    continue
+            pend._complete(Reply(self.port, req))
+
+    # -- server side (Peer overrides) --
+    def _on_requests(self, port, reqs):
+        for r in reqs:
+            r.fail(95)   # EOPNOTSUPP: a plain client serves nothing
+        port.respond_many(reqs)
+
+    # -- the loop --
+    def _ensure_loop(self):
+        if self._thread is None:
+            self.start()
+
+    def start(self):
+        """Start the loop thread (call() starts it on first use)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"{self.name}-loop",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self):
+        """One pass over the queues; True if there was anything."""
+        busy = False
+        for port in self.ports:
+            reqs = port.accept(BATCH)
+            if reqs:
+                busy = True
+                self._on_requests(port, reqs)
+        replies = self.port.receive(BATCH)
+        if replies:
+            busy = True
+            self._on_replies(replies)
+        return busy
+
+    def _loop(self):
+        last_check = time.monotonic()
+        try:
+            while not self._stopping:
+                if self._poll():
+                    continue
+                tok = self.port.prepare_wait()
+                if self._stopping or any(p.pending() for p in self.ports):
+                    self.port.cancel_wait()
+                    continue
+                woken = self.port.wait_token(tok, IDLE_CHECK)
+                now = time.monotonic()
+                if not woken or now - last_check > IDLE_CHECK:
+                    # a peer that died leaves our requests unanswered: recover it
+                    last_check = now
+                    self.segment.check()
+        except xseg.XsegError as e:
+            if not self._stopping:
+                log.error("%s: loop stopped: %s", self.name, e)
+
+    def stop(self):
+        """Ask the loop to stop (safe from a signal handler)."""
+        self._stopping = True
+        if self.ports:
+            self.port.signal()
+
+    def close(self):
+        """Stop, then unbind: requests queued here fail back to their requesters,
+        and requests still pending here fail with Unavailable."""
+        self.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._shutdown()
+        self._unbind()
+        # the requests themselves went back with the ports; only the waiters remain
+        for pend in list(self._pending.values()):
+            pend._fail(Unavailable(f"{self.name} closed before the reply came"))
+        self._pending.clear()
+
+    def _shutdown(self):
+        """Hook for Peer: let workers finish before the ports go."""
+
+    def _unbind(self):
+        for p in self.ports:
+            try:
+                p.close()
+            except xseg.XsegError as e:
+                log.warning("%s: unbinding port %d: %s", self.name, p.portno, e)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
