@@ -43,6 +43,12 @@ class FakeEngine:
                                            "objs": {i: list(o) for i, o in v["objs"].items()}}
             v["epoch"] += 1
 
+    def view(self, spec):
+        v = self._vol(spec)
+        t = type("T", (), {"size": v["size"], "object_size": v["osz"], "read_only": v["ro"],
+                           "epoch": v["epoch"]})
+        return t, None
+
     def info(self, spec):
         v = self._vol(spec)
         return {"name": spec, "size": v["size"], "object_size": v["osz"], "readonly": v["ro"]}

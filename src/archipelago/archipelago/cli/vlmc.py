@@ -5,36 +5,38 @@ through `archipelago.client`; the node must be running (`archipelago start`).
 Sizes take K/M/G/T suffixes; a bare number is MiB, as in the original vlmc.
 Exit status: 0 ok, 1 failed (message on stderr), 2 bad input or usage.
 """
+import re
+
 import click
 
 from .. import client as _client
+from ..errors import InvalidArgument
 from ..names import split_snapshot, validate_name
 from ..units import format_size, parse_size
 from . import transfer
-from .common import echo_json, handle_errors, setup_logging
+from .common import echo_json, fail, handle_errors, setup_logging
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
+def _parse(value, what, default_unit="M"):
+    # units.parse_size reads "512B" as 512 MiB (the B is taken for the optional "iB"
+    # of "MiB"); an explicit B alone means bytes here.
+    if re.fullmatch(r"\s*\d+\s*[bB]\s*", str(value)):
+        default_unit = ""
+    try:
+        return parse_size(value, default_unit, what=what)
+    except InvalidArgument as e:
+        fail(str(e), e.exit_code)
+
+
 def size_arg(what):
-    """A click callback: parse_size with a message that names the option."""
-    def parse(ctx, param, value):
-        if value is None:
-            return None
-        try:
-            return parse_size(value, what=what)
-        except Exception as e:  # InvalidArgument -> click's usage error, exit 2
-            raise click.BadParameter(str(e)) from None
-    return parse
+    """A click callback: parse_size; bad input is a one-line error, exit 2."""
+    return lambda ctx, param, value: None if value is None else _parse(value, what)
 
 
 def object_size_arg(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return parse_size(value, default_unit="", what="object size")
-    except Exception as e:
-        raise click.BadParameter(str(e)) from None
+    return None if value is None else _parse(value, "object size", default_unit="")
 
 
 @click.group(context_settings=CONTEXT)
@@ -71,16 +73,14 @@ def create(ctx, name, size, snap, object_size):
     if snap:
         _vol, s = split_snapshot(snap)
         if s is None:
-            raise click.BadParameter(f"{snap!r} is not a snapshot; use VOLUME@SNAP",
-                                     param_hint="--snap")
+            raise InvalidArgument(f"--snap {snap!r} is not a snapshot; use VOLUME@SNAP")
         if object_size:
-            raise click.BadParameter("a clone keeps its snapshot's object size",
-                                     param_hint="--object-size")
+            raise InvalidArgument("--object-size: a clone keeps its snapshot's object size")
         client(ctx).clone(snap, name, size)
         click.echo(f"created {name} from {snap}")
         return
     if size is None:
-        raise click.UsageError("give --size SIZE (or --snap VOL@SNAP to clone)")
+        raise InvalidArgument("give --size SIZE (or --snap VOL@SNAP to clone)")
     kw = {"object_size": object_size} if object_size else {}
     client(ctx).create(name, size, **kw)
     click.echo(f"created {name} ({format_size(size)})")
@@ -265,16 +265,20 @@ def export(ctx, spec, file):
 @handle_errors
 def du(ctx, as_json):
     """Space used: per volume (allocated, unique) and by the store."""
-    d = client(ctx).du()
+    c = client(ctx)
+    totals = c.du()
+    vols = [{k: i.get(k) for k in ("name", "size", "allocated", "unique")}
+            for i in c.list_info()]
     if as_json:
-        echo_json(d)
+        echo_json({"totals": totals, "volumes": vols})
         return
-    for v in d.get("volumes", []):
-        click.echo(f"{v['name']:<40} {format_size(v.get('allocated', 0)):>8} allocated "
-                   f"{format_size(v.get('unique', 0)):>8} unique")
-    for key in sorted(k for k in d if k != "volumes"):
-        value = d[key]
-        click.echo(f"{key}: {format_size(value) if isinstance(value, int) else value}")
+    for v in vols:
+        click.echo(f"{v['name']:<40} {format_size(v['size'] or 0):>8} size "
+                   f"{format_size(v['allocated'] or 0):>8} allocated "
+                   f"{format_size(v['unique'] or 0):>8} unique")
+    for key, value in sorted(totals.items()):
+        shown = format_size(value) if key.endswith("bytes") else value
+        click.echo(f"{key}: {shown}")
 
 
 @main.command()

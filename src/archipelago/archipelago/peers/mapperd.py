@@ -30,6 +30,15 @@ OPS = {
 }
 
 
+def chunk_size(object_size):
+    """The engine's dirty-bitmap granule: a write may be cached per chunk only."""
+    try:
+        from ..volume.format import chunk_size as cs
+    except ImportError:
+        return object_size
+    return cs(object_size)
+
+
 def extents_json(epoch, extents):
     return {"epoch": epoch,
             "extents": [[e.obj, e.obj_offset, e.length] for e in extents]}
@@ -78,19 +87,21 @@ class Mapperd:
         self.eng.rename(name, new)
 
     def c_list(self, _target, details=False):
-        names = list(self.eng.list())
-        names = [n if isinstance(n, str) else getattr(n, "name", str(n)) for n in names]
+        items = [info_json(i) if not isinstance(i, str) else {"name": i}
+                 for i in self.eng.list()]
         if not details:
-            return names
-        return [info_json(self.eng.info(n)) for n in names]
+            return [i["name"] for i in items]
+        return [i if "size" in i else info_json(self.eng.info(i["name"])) for i in items]
 
     def c_info(self, spec):
         return info_json(self.eng.info(spec))
 
     def c_geometry(self, spec):
-        """What vlmcd needs to split I/O: size, object size, read-only."""
-        i = info_json(self.eng.info(spec))
-        return {k: i.get(k) for k in ("name", "size", "object_size", "readonly")}
+        """What vlmcd and clients need to split I/O, without the space accounting."""
+        t, _view = self.eng.view(spec)
+        return {"name": spec, "size": t.size, "object_size": t.object_size,
+                "chunk_size": chunk_size(t.object_size), "readonly": t.read_only,
+                "epoch": t.epoch}
 
     def c_hash(self, spec):
         return self.eng.hash(spec)

@@ -1,25 +1,17 @@
 """Build a role's request handler from its configuration (shared by the peer
 processes and by the in-process stack of archipelago.client.local)."""
-import logging
-
 from .blocker import Blocker, make_store
 from .mapperd import Mapperd
+from .routing import RoutingStore
 from .vlmcd import Vlmcd
 from .xsegstore import XsegStore
 
-log = logging.getLogger(__name__)
-
 
 def make_engine(maps, data, owner, lease_ttl):
-    """The VolumeEngine over a map store and a data store."""
+    """The VolumeEngine over the map and data stores (one RoutingStore, see routing.py)."""
     from ..volume import VolumeEngine
-    try:
-        return VolumeEngine(maps, data_store=data, owner=owner, lease_ttl=lease_ttl)
-    except TypeError:
-        # An engine that keeps maps and data in one store: give it the data blocker
-        # only if both are the same blocker, else maps win (they need the leases).
-        log.warning("VolumeEngine takes one store; maps and data share %r", maps)
-        return VolumeEngine(maps, owner=owner, lease_ttl=lease_ttl)
+    store = maps if data is None or data is maps else RoutingStore(maps, data)
+    return VolumeEngine(store, owner=owner, lease_ttl=lease_ttl)
 
 
 def build(cfg, role, transport, node_name):

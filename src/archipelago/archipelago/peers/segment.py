@@ -32,7 +32,7 @@ def exists(x):
     xseg = _binding()
     try:
         seg = xseg.Segment.join(x.segment_name)
-    except Exception:
+    except xseg.NoSuchSegment:
         return False
     seg.close()
     return True
@@ -45,7 +45,8 @@ def create(x):
 
 def destroy(x):
     log.info("destroying segment %s", x.segment_name)
+    xseg = _binding()
     try:
-        _binding().Segment.destroy(x.segment_name)
-    except Exception as e:
-        log.debug("destroy %s: %s", x.segment_name, e)
+        xseg.Segment.destroy_name(x.segment_name)
+    except xseg.NoSuchSegment:
+        pass

@@ -10,12 +10,14 @@ Clients send every volume request here (archipelago.client):
         runs and the volume's cached mappings are dropped.
 
 Mapping cache: mapperd promises that an object returned writable by MAPW stays
-writable until the volume's epoch changes, so vlmcd keeps, per volume, the
-writable object of every index it wrote and answers later writes (and reads of
-those objects) without asking mapperd. Epoch changes made through this vlmcd
-(snapshot, ...) drop the cache; a change vlmcd cannot see (the lock broken and
-taken by another host) is bounded by `map_cache_ttl`: the cache is trusted for
-that many seconds after mapperd last confirmed it, well inside the lease TTL.
+writable until the volume's epoch changes, and the map records writes per chunk
+(its dirty bitmap), so vlmcd keeps, per volume, the object of every chunk it has
+written and answers later writes to those chunks without asking mapperd. Reads
+always ask (an unwritten chunk may fall through to a base object). Epoch changes
+made through this vlmcd (snapshot, ...) drop the cache; a change vlmcd cannot
+see (the lock broken and taken by another host) is bounded by `map_cache_ttl`:
+the cache is trusted for that many seconds after mapperd last confirmed it, well
+inside the lease TTL.
 """
 import logging
 import threading
@@ -38,8 +40,9 @@ class _Volume:
         self.active = 0
         self.frozen = 0
         self.object_size = None
+        self.chunk_size = None
         self.epoch = None
-        self.writable = {}        # object index -> object name (valid in self.epoch)
+        self.writable = {}        # chunk index -> own object name (valid in self.epoch)
         self.confirmed = 0.0      # monotonic time mapperd last confirmed the cache
 
     def enter(self):
@@ -70,6 +73,7 @@ class _Volume:
         self.writable.clear()
         self.epoch = None
         self.object_size = None
+        self.chunk_size = None
 
 
 class Vlmcd:
@@ -127,52 +131,55 @@ class Vlmcd:
     def _geometry(self, v, spec):
         if v.object_size is None:
             g = self.mcall("geometry", spec)
+            v.chunk_size = g.get("chunk_size") or g["object_size"]
             v.object_size = g["object_size"]
         return v.object_size
 
-    def _cached(self, v, spec, offset, length):
-        """Extents from the cache if every object of the range is in it, else None."""
-        osz = v.object_size
+    def _cached(self, v, offset, length):
+        """Write extents from the cache if every chunk of the range is in it, else None."""
+        osz, cs = v.object_size, v.chunk_size
         if not osz or not v.writable or time.monotonic() - v.confirmed > self.ttl:
             return None
         out, pos, end = [], offset, offset + length
         while pos < end:
-            obj = v.writable.get(pos // osz)
+            obj = v.writable.get(pos // cs)
             if obj is None:
                 return None
-            n = min(end, (pos // osz + 1) * osz) - pos
-            out.append((obj, pos % osz, n))
+            n = min(end, (pos // cs + 1) * cs) - pos
+            if out and out[-1][0] == obj and out[-1][1] + out[-1][2] == pos % osz:
+                out[-1][2] += n
+            else:
+                out.append([obj, pos % osz, n])
             pos += n
         return out
 
-    def _learn(self, v, spec, offset, r):
-        """Remember the writable objects of a MAPW reply (same epoch), see module doc."""
-        osz = v.object_size
+    def _learn(self, v, offset, r):
+        """Remember the chunks a MAPW made writable (valid in its epoch; module doc)."""
+        osz, cs = v.object_size, v.chunk_size
         if r["epoch"] != v.epoch:
             v.writable.clear()
             v.epoch = r["epoch"]
         pos = offset
         for obj, ooff, n in r["extents"]:
             if obj is not None and ooff == pos % osz:
-                v.writable[pos // osz] = obj
+                for c in range(pos // cs, (pos + n - 1) // cs + 1):
+                    v.writable[c] = obj
             pos += n
         v.confirmed = time.monotonic()
 
     def map_write(self, v, name, offset, length):
-        ext = self._cached(v, name, offset, length)
+        ext = self._cached(v, offset, length)
         if ext is None:
             self._geometry(v, name)
             r = self.mcall("map_write", name, offset=offset, length=length)
             with v.cond:
-                self._learn(v, name, offset, r)
+                self._learn(v, offset, r)
             ext = r["extents"]
         return ext
 
     def map_read(self, v, spec, offset, length):
-        if "@" not in spec:
-            ext = self._cached(v, spec, offset, length)
-            if ext is not None:
-                return ext
+        # Reads always ask mapperd: a chunk not written since the last snapshot may
+        # still fall through to a base object, which only the map knows.
         return self.mcall("map_read", spec, offset=offset, length=length)["extents"]
 
     # -- I/O ---------------------------------------------------------------------------
