@@ -254,6 +254,8 @@ class Session:
             if cmd == _WRITE:
                 if length > DISCARD_LIMIT:
                     self.complain(cmd, offset, length, flags, str(e) + "; disconnecting")
+                    self.reply_error(cookie, cmd, e.nbd_errno, str(e))
+                    self.flush_out()
                     raise ProtocolError("write payload too large to skip") from None
                 self.discard(length)
             self.complain(cmd, offset, length, flags, str(e))
