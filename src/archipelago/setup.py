@@ -30,5 +30,6 @@ setup(
         "vlmc = archipelago.cli.vlmc:main",
         "archipelago = archipelago.cli.node:main",
         "archipelago-nbdd = archipelago.nbd.daemon:main",
+        "xseg = archipelago.cli.xseg:main",
     ]},
 )
