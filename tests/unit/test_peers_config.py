@@ -12,15 +12,15 @@ def test_embedded_default_is_a_single_node(run_dir):
     assert [r.type for r in roles] == ["filed", "filed", "mapperd", "vlmcd"]
     assert roles[0].opts.archip_dir == run_dir / "state" / "blocks"
     assert roles[1].opts.archip_dir == run_dir / "state" / "maps"
-    assert xseg.segment_name.startswith("archip-")
+    assert xseg.segment_name.startswith("archipelago-")
     assert PC.find_type(roles, "vlmcd").port == 500
 
 
 def test_segment_name_is_private_to_the_run_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHIPELAGO_RUN_DIR", str(tmp_path / "a"))
-    a = PC.default_segment_name()
+    a = C.from_text("").section(PC.XSEG).segment_name
     monkeypatch.setenv("ARCHIPELAGO_RUN_DIR", str(tmp_path / "b"))
-    assert a != PC.default_segment_name()
+    assert a != C.from_text("").section(PC.XSEG).segment_name
 
 
 def test_custom_roles_and_keys_are_case_insensitive(run_dir):

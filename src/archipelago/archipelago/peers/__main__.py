@@ -8,7 +8,6 @@ stop accepting, finish the requests in flight, unbind).
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 
@@ -74,8 +73,6 @@ def main(argv=None):
         print(f"{args.role}: error: {e}", file=sys.stderr)
         return e.exit_code
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     pidfile = PidFile(node.run_dir / f"{role.name}.pid")
     try:
         from .runtime import run_role

@@ -13,24 +13,12 @@ A role section may omit anything its well-known name has a default for;
 `check(cfg)` validates every section, the port layout and the cross-references
 between roles, so a typo fails `archipelago start` with the file, section and key.
 """
-import hashlib
-import os
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 from .. import config as C
 from ..errors import ConfigError
-
-XSEG = C.Section("XSEG", "The shared-memory segment the peers talk through", [
-    C.Option("segment_name", lambda cfg: default_segment_name(), C.string,
-             "POSIX shm name; unique per node (derived from ARCHIPELAGO_RUN_DIR)"),
-    C.Option("segment_ports", 2048, C.integer(1, 65536), "number of ports"),
-    C.Option("segment_dynports", 1024, C.integer(0, 65536),
-             "ports reserved for dynamic binding by clients (vlmc, tests, nbdd)"),
-    C.Option("segment_size", 256 << 20, C.size("M"), "segment size (bare number = MiB)"),
-    C.Option("request_timeout", 120.0, float,
-             "seconds a client waits for a peer's reply before failing"),
-])
+from ..peer.config import XSEG  # one [XSEG] section for the framework and the roles
 
 PEERS = C.Section("PEERS", "Which roles this node runs and in which order", [
     C.Option("roles", ["blockerb", "blockerm", "mapperd", "vlmcd"], C.words,
@@ -45,14 +33,6 @@ ARCHIPELAGO = C.Section("ARCHIPELAGO", "Process identity of the peers", [
 ])
 
 
-def default_segment_name():
-    """A segment name private to this node's run dir, so test nodes never collide."""
-    run = os.environ.get("ARCHIPELAGO_RUN_DIR")
-    if not run:
-        return "archipelago"
-    return "archip-" + hashlib.sha256(os.path.abspath(run).encode()).hexdigest()[:12]
-
-
 def _state(sub):
     return lambda cfg: cfg.section(C.NODE).state_dir / sub
 
@@ -63,7 +43,8 @@ COMMON = [
     C.Option("portno_start", None, C.integer(0, 65535), "first port this role binds"),
     C.Option("portno_end", None, C.integer(0, 65535), "last port (default portno_start)"),
     C.Option("nr_ops", 64, C.integer(1, 65536), "requests in flight per port"),
-    C.Option("nr_threads", 4, C.integer(1, 256), "worker threads"),
+    C.Option("nr_threads", 8, C.integer(1, 256),
+             "worker threads (a write waiting for a lock holds one)"),
     C.Option("log_level", "INFO", C.choice("DEBUG", "INFO", "WARNING", "ERROR"),
              "log level of the role's log file"),
 ]

@@ -1,17 +1,12 @@
 """The node's segment: created by `archipelago start`, destroyed by the last stop.
 
-The spec follows libxseg's "type:name:dynports:ports:heapMiB:page_shift:nr_reqs"
-(XSEG_DEFAULT_SPEC in include/xseg.h), built from the [XSEG] section.
+The spec string comes from the [XSEG] section (archipelago.peer.config.spec).
 """
 import logging
 
 from ..errors import Unavailable
 
 log = logging.getLogger(__name__)
-
-PAGE_SHIFT = 12
-NR_REQS = 4096
-
 
 def _binding():
     try:
@@ -23,9 +18,8 @@ def _binding():
 
 
 def spec(x):
-    """The libxseg spec string of an [XSEG] section."""
-    return (f"posix:{x.segment_name}:{x.segment_dynports}:{x.segment_ports}:"
-            f"{max(1, x.segment_size >> 20)}:{PAGE_SHIFT}:{NR_REQS}")
+    from ..peer.config import spec as _spec
+    return _spec(x)
 
 
 def exists(x):
@@ -47,6 +41,6 @@ def destroy(x):
     log.info("destroying segment %s", x.segment_name)
     xseg = _binding()
     try:
-        xseg.Segment.destroy_name(x.segment_name)
+        xseg.Segment.destroy(x.segment_name)
     except xseg.NoSuchSegment:
         pass
