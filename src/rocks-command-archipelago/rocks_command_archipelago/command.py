@@ -107,8 +107,6 @@ class Command:
         args, params = self.parse(argv)
         out = self.run(args, params)
         if isinstance(out, str):
-            out = Output(["result"], [], out)
-        if params["output-format"] == "json":
-            return out.as_json() if out.rows or not out.message else \
-                Output(["result"], [[out.message]]).as_json()
-        return out.as_table()
+            out = Output(["result"], [[out]])
+            return out.as_json() if params["output-format"] == "json" else out.rows[0][0]
+        return out.as_json() if params["output-format"] == "json" else out.as_table()

@@ -1,0 +1,29 @@
+"""Fixture: a one-machine cluster (tools/cluster.py) on the session's private RabbitMQ.
+
+A test module sets NODES = ("nas-1-0", ("compute-1-0", "compute-1-1")) to get its own
+node names (queues are durable and the broker is shared by the session), and imports
+`rabbitmq` and `cluster` from here.
+"""
+import pytest
+from rabbitmq import rabbitmq  # noqa: F401  (re-exported fixture)
+
+
+@pytest.fixture(scope="module")
+def cluster(rabbitmq, tmp_path_factory, request):  # noqa: F811
+    from cluster import Cluster  # tools/cluster.py, put on sys.path by rabbitmq.py
+    nas, computes = getattr(request.module, "NODES", ("nas-0-0", ("compute-0-0",
+                                                                   "compute-0-1")))
+    cl = Cluster(tmp_path_factory.mktemp("cluster"), nas=nas, computes=computes,
+                 map_timeout=getattr(request.module, "MAP_TIMEOUT", 10))
+    cl.url = rabbitmq.url
+    cl.broker = rabbitmq
+    try:
+        for name, _ in cl.nodes():
+            cl.start_node(name, wait=False)
+        for name, _ in cl.nodes():
+            cl.wait_ready(name)
+        yield cl
+    finally:
+        for name, _ in cl.nodes():
+            if cl.stop_node(name, timeout=10).returncode != 0:
+                cl.kill_node(name)
