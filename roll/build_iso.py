@@ -18,12 +18,12 @@ from roll import packages as P
 
 def main():
     v = P.read_version()
-    manifest = P.ROOT / "build" / "rpm" / "manifest.json"
+    manifest = P.BUILD / "rpm" / "manifest.json"
     if not manifest.exists():
         sys.stderr.write("build_iso: no build/rpm/manifest.json: run `make rpms` first\n")
         return 1
     rpms = json.loads(manifest.read_text())
-    tree = P.ROOT / "build" / "roll"
+    tree = P.BUILD / "roll"
     shutil.rmtree(tree, ignore_errors=True)
     base = tree / I.base(v)
     (base / "RedHat" / "RPMS").mkdir(parents=True)
@@ -43,7 +43,7 @@ def main():
     if r.returncode:
         sys.stderr.write(f"genisoimage failed: {r.stderr}")
         return 1
-    print(out.relative_to(P.ROOT))
+    print(out)
     return 0
 
 

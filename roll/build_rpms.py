@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from roll import packages as P
 
-TOP = P.ROOT / "build" / "rpm"
+TOP = P.BUILD / "rpm"
 SKIP = re.compile(r"(^|/)(build|dist|\.pytest_cache|__pycache__|\.ruff_cache|"
                   r"[^/]*\.egg-info)(/|$)|\.(o|so|a|pyc)$")
 PYVER = sysconfig.get_python_version()
@@ -114,7 +114,7 @@ def main(argv=None):
         name = subprocess.run(["rpm", "-qp", "--qf", "%{NAME}", str(rpm)],
                               capture_output=True, text=True).stdout.strip()
         manifest[name] = str(rpm)
-        print(rpm.relative_to(P.ROOT))
+        print(rpm)
     (TOP / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
     missing = [r for r in P.built_rpms(pkgs) if r not in manifest]
     if failed or missing:

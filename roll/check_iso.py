@@ -43,7 +43,7 @@ def check(iso, v):
         problems.append(f"roll xml says {roll.get('name')} {info.attrib if info else None}")
     rpmdir = f"{base}/RedHat/RPMS/"
     on_iso = sorted(f for f in files if f.startswith(rpmdir) and f.endswith(".rpm"))
-    manifest = json.loads((P.ROOT / "build/rpm/manifest.json").read_text())
+    manifest = json.loads((P.BUILD / "rpm" / "manifest.json").read_text())
     names = {}
     with tempfile.TemporaryDirectory() as tmp:
         for f in on_iso:

@@ -21,7 +21,7 @@ def base(v):
 
 
 def iso_path(v):
-    return P.ROOT / "build" / f"{v['ROLLNAME']}-{v['VERSION']}-{v['RELEASE']}.{ARCH}.disk1.iso"
+    return P.BUILD / f"{v['ROLLNAME']}-{v['VERSION']}-{v['RELEASE']}.{ARCH}.disk1.iso"
 
 
 def roll_xml(v, when):

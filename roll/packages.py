@@ -7,12 +7,15 @@ the RADOS blocker, the kernel-attach package, the NAS and VM daemons,
 rocks-command-archipelago and archipelago-ganeti. A src/* directory that is
 not listed here still becomes an RPM, from the generic Python template.
 """
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLL = ROOT / "roll"
+# Where builds go (a test session uses a private directory under build/).
+BUILD = Path(os.environ.get("ROLL_BUILD", ROOT / "build"))
 
 PY = "python3 >= 3.11"
 SAME = "= %{version}-%{release}"   # roll-internal Requires pin the exact build
@@ -78,7 +81,7 @@ DISTRO = {
     "shadow-utils",
 }
 # Capabilities rpm itself adds (interpreters, libc sonames, rpmlib features).
-DISTRO_CAPS = re.compile(r"^(rpmlib\(.*\)|/bin/sh|/bin/bash|/usr/bin/python3|"
+DISTRO_CAPS = re.compile(r"^(rpmlib\(.*\)|rtld\(GNU_HASH\)|/bin/sh|/bin/bash|/usr/bin/python3|"
                          r"/usr/bin/env|(libc|libm|libdl|libpthread|librt|ld-linux[-\w.]*)"
                          r"\.so[.\d]*(\(.*\))*)$")
 
