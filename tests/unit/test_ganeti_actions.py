@@ -53,14 +53,13 @@ def test_create_passes_size_in_mib():
 
 def test_create_from_origin_with_object_size():
     r = FakeRunner()
-    rc, _, _ = call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian-12@base",
-                    EXTP_OBJECT_SIZE="4M")
-    assert rc == 1  # '@' is not part of a volume/snapshot name
-    rc, _, err = call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian12-base",
+    rc, _, err = call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian12-base")
+    assert rc == 1 and "VOLUME@SNAP" in err
+    rc, _, err = call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian12@base",
                       EXTP_OBJECT_SIZE="4M")
     assert (rc, err) == (0, "")
-    assert r.calls[-1] == ["create", VOL, "--size", "2048M", "--snap", "debian12-base",
-                           "--object-size", "4M"]
+    assert r.calls[-1] == ["create", VOL, "--size", "2048M", "--snap", "debian12@base",
+                           "--object-size", str(4 << 20)]
 
 
 def test_attach_maps_once_and_is_idempotent():
@@ -93,8 +92,8 @@ def test_snapshot_open_close():
     assert call("open", r, VOL_OPEN_EXCLUSIVE="True")[0] == 0
     assert call("open", r, VOL_OPEN_EXCLUSIVE="False")[0] == 0
     assert call("close", r)[0] == 0
-    assert r.calls == [["snapshot", VOL, VOL + ".snap"], ["open", VOL], ["lock", VOL],
-                       ["open", VOL], ["close", VOL], ["unlock", VOL]]
+    assert r.calls == [["snapshot", VOL, VOL + ".snap"], ["open", VOL], ["info", VOL],
+                       ["close", VOL]]
 
 
 def test_remove_of_a_missing_volume_succeeds_other_failures_do_not():
@@ -134,8 +133,8 @@ def test_runner_failure_is_reported():
 
 def test_parse_collects_every_variable():
     req = env.parse("grow", {"VOL_NAME": VOL, "VOL_SIZE": "10", "VOL_NEW_SIZE": "20",
-                             "EXTP_ORIGIN": "img1"})
-    assert (req.size_mib, req.new_size_mib, req.params) == (10, 20, {"origin": "img1"})
+                             "EXTP_ORIGIN": "img1@v2"})
+    assert (req.size_mib, req.new_size_mib, req.params) == (10, 20, {"origin": "img1@v2"})
 
 
 def test_device_of_accepts_list_and_dict_forms():
@@ -144,3 +143,4 @@ def test_device_of_accepts_list_and_dict_forms():
     assert device_of({"mapped": [{"volume": "a", "device": "/dev/nbd2"}]}, "a") == "/dev/nbd2"
     assert device_of({"a": "/dev/nbd4"}, "a") == "/dev/nbd4"
     assert device_of([], "a") is None
+    assert device_of([{"volume": "a", "device": "/dev/nbd1", "alive": False}], "a") is None

@@ -46,7 +46,9 @@ elif cmd == "unmap":
     mapped.pop(args[0], None)
 elif cmd == "showmapped":
     print(json.dumps([{{"volume": v, "device": d}} for v, d in mapped.items()]))
-elif cmd not in ("open", "close", "lock", "unlock"):
+elif cmd == "info":
+    if args[0] not in vols: fail("volume " + args[0] + " not found")
+elif cmd not in ("open", "close"):
     fail("unknown command " + cmd)
 json.dump(st, open(state_file, "w"))
 '''
@@ -92,6 +94,7 @@ def test_full_cycle(provider):
     assert (first.returncode, again.returncode) == (0, 0)
     assert first.stdout == again.stdout == "/dev/nbd0\n"
     assert ganeti(p, "open", VOL_OPEN_EXCLUSIVE="False").returncode == 0
+    assert ganeti(p, "open", VOL_OPEN_EXCLUSIVE="True").returncode == 0
     snap = ganeti(p, "snapshot", VOL_SNAPSHOT_NAME=VOL + ".snap", VOL_SNAPSHOT_SIZE="1024")
     assert snap.returncode == 0 and state(p)["volumes"][VOL]["snaps"] == [VOL + ".snap"]
     assert ganeti(p, "grow", VOL_SIZE="1024", VOL_NEW_SIZE="2048").returncode == 0

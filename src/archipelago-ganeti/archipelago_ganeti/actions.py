@@ -2,8 +2,10 @@
 
 Semantics follow ganeti-extstorage-interface(7): attach prints the device and
 is idempotent, detach is idempotent, grow goes from VOL_SIZE to VOL_NEW_SIZE,
-open takes the volume's lock unless VOL_OPEN_EXCLUSIVE is False (migration,
-when both nodes have it open), close gives both back.
+open takes the volume's lock (`vlmc open`) unless VOL_OPEN_EXCLUSIVE is False:
+during a migration both nodes use the volume and the lock moves with the
+control plane's handover, so a shared open only checks the volume exists;
+close (`vlmc close`) drains writes and releases the lock.
 """
 import logging
 
@@ -64,17 +66,15 @@ def snapshot(req, vlmc):
 
 
 def open_(req, vlmc):
-    vlmc.open(req.name)
     if req.exclusive:
-        vlmc.lock(req.name)
+        vlmc.open(req.name)
+    else:
+        vlmc.info(req.name)
     return ""
 
 
 def close(req, vlmc):
     vlmc.close(req.name)
-    res = vlmc.unlock(req.name)
-    if res.rc != 0:
-        log.info("close %s: unlock: %s", req.name, (res.stderr or res.stdout).strip())
     return ""
 
 

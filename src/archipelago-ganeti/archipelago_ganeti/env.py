@@ -8,7 +8,7 @@ VOL_OPEN_EXCLUSIVE, VOL_METADATA, VOL_CNAME, VOL_UUID and EXTP_<param>.
 from dataclasses import dataclass, field
 
 from archipelago.errors import InvalidArgument
-from archipelago.names import validate_name
+from archipelago.names import split_snapshot, validate_name
 from archipelago.units import parse_size
 
 from .interface import ACTIONS, PARAMETERS
@@ -56,9 +56,13 @@ def params_from(environ):
         raise InvalidArgument(f"unknown ExtStorage parameter(s) {', '.join(unknown)}; "
                               f"this provider takes {', '.join(PARAMETERS)}")
     if params.get("origin"):
-        validate_name(params["origin"], "origin snapshot")
+        _, snap = split_snapshot(params["origin"])
+        if not snap:
+            raise InvalidArgument(f"origin={params['origin']!r}: expected VOLUME@SNAP")
     if params.get("object_size"):
-        parse_size(params["object_size"], what="object_size")
+        # vlmc reads a bare object size as bytes; hand it bytes, whatever the suffix.
+        params["object_size"] = str(parse_size(params["object_size"], "M",
+                                               what="object_size"))
     return {k: v for k, v in params.items() if v}
 
 

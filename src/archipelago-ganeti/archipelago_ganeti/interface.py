@@ -5,8 +5,8 @@ build time without the rest of Archipelago installed.
 """
 # The provider's parameters: name -> description (parameters.list is written from it).
 PARAMETERS = {
-    "origin": "Snapshot or image to clone the new volume from (copy-on-write, O(1))",
-    "object_size": "Object size of a new volume, e.g. 4M (default: the store's)",
+    "origin": "Snapshot VOLUME@SNAP to clone the new volume from (copy-on-write, O(1))",
+    "object_size": "Object size of a new volume, a power of two 64K..32M (default 4M)",
 }
 
 # Actions Ganeti may run; the first seven are required by the interface.

@@ -53,11 +53,8 @@ class Vlmc:
     def close(self, name):
         self.run("close", name)
 
-    def lock(self, name):
-        self.run("lock", name)
-
-    def unlock(self, name):
-        return self.run("unlock", name, check=False)
+    def info(self, name):
+        self.run("info", name)
 
     def map(self, name):
         """Map the volume; returns the device path vlmc printed."""
@@ -90,6 +87,6 @@ def device_of(mapped, name):
         if not isinstance(rec, dict):
             continue
         vol = rec.get("volume") or rec.get("name") or rec.get("target")
-        if vol == name:
+        if vol == name and rec.get("alive", True) is not False:
             return rec.get("device") or rec.get("dev") or rec.get("path")
     return None
