@@ -110,4 +110,4 @@ def _plain(d):
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="archipelago")

@@ -335,4 +335,4 @@ def _add_kernel_commands():
 _add_kernel_commands()
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="vlmc")

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 from .. import config as C
 from .. import process
-from ..errors import ArchipelagoError, Unavailable
+from ..errors import InvalidArgument, Unavailable
 from . import config as PC
 from . import segment
 
@@ -70,7 +70,7 @@ class Supervisor:
             if r.name == name:
                 return [r]
         known = ", ".join(r.name for r in self.roles)
-        raise ArchipelagoError(f"unknown role {name!r} (this node runs: {known})", errno=2)
+        raise InvalidArgument(f"unknown role {name!r} (this node runs: {known})")
 
     def pid_of(self, name):
         """(state, pid) of role `name` from its pid file and /proc."""
@@ -92,11 +92,12 @@ class Supervisor:
     # -- start ------------------------------------------------------------------
     def start(self, name=None):
         """Start the selected roles in ORDER; returns the names started now."""
+        selected = self.select(name)
         self._make_dirs()
         started = []
         if not segment.exists(self.xseg):
             segment.create(self.xseg)
-        for r in self.select(name):
+        for r in selected:
             state, pid = self.pid_of(r.name)
             if state == "running":
                 log.info("%s already running (pid %d)", r.name, pid)
@@ -122,8 +123,8 @@ class Supervisor:
             pw = pwd.getpwnam(self.ident.user)
             gid = grp.getgrnam(self.ident.group).gr_gid if self.ident.group else pw.pw_gid
         except KeyError as e:
-            raise ArchipelagoError(f"[ARCHIPELAGO] user/group {e} does not exist "
-                                   "(use -u to run as the current user)", errno=2) from None
+            raise InvalidArgument(f"[ARCHIPELAGO] user/group {e} does not exist "
+                                  "(use -u to run as the current user)") from None
         return pw.pw_uid, gid
 
     def _spawn(self, r):
