@@ -46,3 +46,27 @@ def setup_logging(verbose):
 def echo_json(obj):
     """Stable JSON for scripts: sorted keys, one document per command."""
     click.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class OneLineGroup(click.Group):
+    """A click group whose usage errors are one line too: `PROG: error: MSG`, exit 2."""
+
+    def main(self, args=None, prog_name=None, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(args, prog_name, **kwargs)
+        except _NO_ARGS as e:           # bare `vlmc`: the help, as click shows it
+            click.echo(e.format_message(), err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            name = prog_name or self.name or "archipelago"
+            hint = f" (try '{name} --help')" if isinstance(e, click.UsageError) else ""
+            click.echo(f"{name}: error: {e.format_message()}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo(f"{prog_name or self.name}: error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)

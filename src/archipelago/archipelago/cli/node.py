@@ -11,10 +11,11 @@ import click
 from .. import config as C
 from ..peers import config as PC
 from ..peers.supervisor import Supervisor, status_json
-from .common import echo_json, fail, handle_errors, setup_logging
+from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="archipelago", cls=OneLineGroup,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--conf", "conf", metavar="CONF", envvar="ARCHIPELAGO_CONF",
               help="configuration file (default /etc/archipelago/archipelago.conf; "
                    "missing = the embedded single-node defaults)")

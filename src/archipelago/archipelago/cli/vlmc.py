@@ -14,7 +14,7 @@ from ..errors import InvalidArgument
 from ..names import split_snapshot, validate_name
 from ..units import format_size, parse_size
 from . import transfer
-from .common import echo_json, fail, handle_errors, setup_logging
+from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -39,7 +39,7 @@ def object_size_arg(ctx, param, value):
     return None if value is None else _parse(value, "object size", default_unit="")
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(name="vlmc", cls=OneLineGroup, context_settings=CONTEXT)
 @click.option("-c", "--conf", metavar="CONF", envvar="ARCHIPELAGO_CONF",
               help="node configuration (default /etc/archipelago/archipelago.conf)")
 @click.option("-v", "--verbose", count=True, help="log more (-vv: debug)")
