@@ -1,5 +1,5 @@
 """[nas]: settings of the storage-node daemon."""
-from archipelago.config import Option, Section, choice, integer
+from archipelago.config import Option, Section, choice, integer, string, words
 
 NAS = Section("nas", "Storage-node daemon", [
     Option("volumes", "memory", choice("memory", "engine"),
@@ -9,4 +9,11 @@ NAS = Section("nas", "Storage-node daemon", [
     Option("node_timeout", 3, integer(2, 100),
            "a node is unavailable after this many missed heartbeats"),
     Option("sweep_interval", 1, integer(1, 60), "seconds between checks for timed-out work"),
+    Option("nbd_listen", "0.0.0.0", string,
+           "address the per-volume NBD servers listen on (volumes = engine)"),
+    Option("nbd_host", "", string,
+           "host name or address compute nodes use to reach this NAS (default: node name)"),
+    Option("hosts", [], words,
+           "NAME=ADDRESS pairs for compute nodes without DNS (an export allows only its "
+           "node's addresses)"),
 ])
