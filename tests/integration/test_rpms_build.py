@@ -27,6 +27,7 @@ from roll import packages  # noqa: E402
 SYS_PY = "/usr/bin/python3"
 # Paths the distribution or Rocks provide, or the node XML writes at install time.
 EXTERNAL = re.compile(r"^(/opt/rocks/(bin|mysql|etc)(/|$)|/root/|/var/411|/var/lock/|/var/run/|"
+                      r"/run/archipelago/|/var/log/archipelago/[\w.-]+\.log$|"
                       r"/dev/|/usr/bin/(systemctl|make|env|python3)$|/usr/sbin/rabbitmqctl$|"
                       r"/bin/|/sbin/|/etc/archipelago/(archipelago\.conf|rabbitmq\.secret)$|"
                       r"/tmp/)")
@@ -133,11 +134,11 @@ def missing(root, paths):
 
 def test_unit_and_init_script_paths_exist(scratch):
     units = sorted((scratch / "usr/lib/systemd/system").glob("*.service"))
-    assert {"archipelago.service", "archipelago-frontend-setup.service"} <= \
-        {u.name for u in units}
+    assert {"archipelago.service", "archipelago-nbdd.service",
+            "archipelago-frontend-setup.service"} <= {u.name for u in units}
     refs = [p for u in units for p in exec_paths(u.read_text())]
     inits = sorted((scratch / "etc/rc.d/init.d").iterdir())
-    assert "archipelago" in {i.name for i in inits}
+    assert {"archipelago", "archipelago-nbdd"} <= {i.name for i in inits}
     for i in inits:
         refs += re.findall(r"^\w+=(/\S+)$", i.read_text(), re.M)
         assert i.stat().st_mode & 0o111
