@@ -34,7 +34,8 @@ class Package:
 
 
 CATALOG = [
-    Package("libxseg", "libxseg.spec", ["libxseg0", "python3-xseg"], "xseg shared-memory IPC",
+    Package("libxseg", "libxseg.spec", ["libxseg0", "libxseg-devel", "python3-xseg"],
+            "xseg shared-memory IPC",
             {"python3-xseg": [PY, "python3-cffi"]}, noarch=False),
     Package("archipelago", "archipelago.spec",
             ["python3-archipelago", "archipelago", "archipelago-rados"],
