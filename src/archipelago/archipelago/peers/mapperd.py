@@ -12,9 +12,10 @@ MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
 (null object = reads as zeros). The engine's lock owner is "NODE:ROLE", so all
 clients of one node share the node's lock, as in the original archipelago.
 """
+import contextlib
 import logging
 
-from ..errors import Unsupported
+from ..errors import ArchipelagoError, Fenced, Unsupported
 from . import protocol as P
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,21 @@ class Mapperd:
         if fn is None:
             raise Unsupported(f"mapperd: unknown call {method!r}")
         log.debug("%s %s %s", method, req.target, h)
-        return P.pack({"r": fn(req.target, **h)})
+        try:
+            result = fn(req.target, **h)
+        except Fenced:
+            vol = req.target.partition("@")[0]
+            if method in ("close", "unlock") or not vol or vol == "-":
+                raise
+            # Our lock was broken (unlock -f elsewhere) or expired; the engine keeps
+            # the stale hold until it is dropped, so drop it and try once more: the
+            # retry takes the lock again (or fails/waits as any other node would).
+            log.warning("lost the lock of volume %s; dropping our hold, retrying %s",
+                        vol, method)
+            with contextlib.suppress(ArchipelagoError):
+                self.eng.close(vol)
+            result = fn(req.target, **h)
+        return P.pack({"r": result})
 
     # -- volumes ------------------------------------------------------------------
     def c_create(self, name, size, object_size=None):
