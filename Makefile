@@ -78,3 +78,11 @@ roll: rpms
 
 roll-check:
 	$(RPM_PYTHON) roll/check_iso.py
+
+# A one-machine cluster (private RabbitMQ, nas-0-0, compute-0-0, compute-0-1) that
+# stays up for a user to drive with `rocks`; `make down` stops it.
+up: venv build
+	$(VPY) tools/cluster.py up
+
+down:
+	$(VPY) tools/cluster.py down

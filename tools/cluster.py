@@ -26,6 +26,27 @@ DEFAULT_DIR = Path(os.environ.get("ARCHIPELAGO_CLUSTER_DIR",
 DAEMON = {"nas": "archipelago-nasd", "compute": "archipelago-vmd"}
 
 
+def best_attacher():
+    """'kernel' (FUSE+loop or kernel nbd block devices) when this host can, else 'uri'."""
+    if os.geteuid() != 0:
+        return "uri"
+    try:
+        from archipelago_kernel.connector import connectors
+    except ImportError:
+        return "uri"
+    return "kernel" if any(c.available()[0] for c in connectors().values()) else "uri"
+
+
+def best_volumes():
+    """'engine' (real volumes + NBD) when the volume engine is installed, else 'memory'."""
+    try:
+        import archipelago.nbd.server
+        import archipelago.volume  # noqa: F401
+    except ImportError:
+        return "memory"
+    return "engine"
+
+
 class Cluster:
     def __init__(self, run_dir=DEFAULT_DIR, nas="nas-0-0",
                  computes=("compute-0-0", "compute-0-1"), volumes="memory", attacher="uri",
@@ -70,6 +91,9 @@ class Cluster:
                 f"node_heartbeat = {self.heartbeat}\n")
         if role == "nas":
             text += f"\n[nas]\nvolumes = {self.volumes}\nmap_timeout = {self.map_timeout}\n"
+            if self.volumes == "engine":      # every node is on 127.0.0.1 here
+                hosts = " ".join(f"{c}=127.0.0.1" for c in self.computes)
+                text += f"nbd_listen = 127.0.0.1\nnbd_host = 127.0.0.1\nhosts = {hosts}\n"
         elif role == "compute":
             text += f"\n[vm]\nattacher = {self.attacher}\n"
         text += self.extra.get(name, "")
@@ -182,7 +206,7 @@ def main(argv=None):
     p.add_argument("command", choices=["up", "down", "status"])
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     a = p.parse_args(argv)
-    cl = Cluster(a.dir)
+    cl = Cluster(a.dir, volumes=best_volumes(), attacher=best_attacher())
     rmq = a.dir / "rabbitmq" / "url"
     if a.command == "up":
         cl.up()

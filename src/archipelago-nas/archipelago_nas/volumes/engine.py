@@ -193,8 +193,8 @@ class EngineVolumeService(VolumeService):
         try:
             return sorted({ai[4][0] for ai in socket.getaddrinfo(host, None)})
         except socket.gaierror:
-            raise Unavailable(f"cannot resolve compute node {host}: add {host}=ADDRESS to "
-                              "[nas] hosts") from None
+            raise Unavailable(f"compute node {host} is unavailable: cannot resolve its "
+                              f"address (add {host}=ADDRESS to [nas] hosts)") from None
 
     def _save(self):
         table = [{"pool": p, "volume": n, "host": h, "port": s.addresses[0].port}
