@@ -144,3 +144,18 @@ def test_device_of_accepts_list_and_dict_forms():
     assert device_of({"a": "/dev/nbd4"}, "a") == "/dev/nbd4"
     assert device_of([], "a") is None
     assert device_of([{"volume": "a", "device": "/dev/nbd1", "alive": False}], "a") is None
+
+
+def test_backup_export_snapshot_disk_is_vol_at_snap():
+    # gnt-backup export: snapshot VOL as VOL.snap, then attach/detach/remove "VOL.snap".
+    snap = VOL + ".snap"
+    r = FakeRunner()
+    assert call("snapshot", r, VOL_SNAPSHOT_NAME=snap, VOL_SNAPSHOT_SIZE="64")[0] == 0
+    out, err = io.StringIO(), io.StringIO()
+    for action in ("attach", "detach", "remove"):
+        assert run(action, {"VOL_NAME": snap}, Vlmc("/usr/bin/vlmc", run=r), out=out,
+                   err=err) == 0, err.getvalue()
+    target = f"{VOL}@{snap}"
+    assert r.calls == [["snapshot", VOL, snap], ["showmapped", "--json"], ["map", target],
+                       ["showmapped", "--json"], ["unmap", target], ["remove", target]]
+    assert out.getvalue() == "/dev/nbd3\n"

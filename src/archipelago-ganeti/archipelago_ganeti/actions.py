@@ -23,19 +23,19 @@ def create(req, vlmc):
 
 
 def attach(req, vlmc):
-    device = vlmc.mapped_device(req.name) or vlmc.map(req.name)
+    device = vlmc.mapped_device(req.target) or vlmc.map(req.target)
     return device + "\n"
 
 
 def detach(req, vlmc):
-    if vlmc.mapped_device(req.name):
-        vlmc.unmap(req.name)
+    if vlmc.mapped_device(req.target):
+        vlmc.unmap(req.target)
     return ""
 
 
 def remove(req, vlmc):
     try:
-        vlmc.remove(req.name)
+        vlmc.remove(req.target)
     except CommandFailed as e:
         if not is_absent(e):
             raise

@@ -13,6 +13,8 @@ from archipelago.units import parse_size
 
 from .interface import ACTIONS, PARAMETERS
 
+SNAP_SUFFIX = ".snap"
+
 
 @dataclass
 class Request:
@@ -26,6 +28,18 @@ class Request:
     exclusive: bool = True
     metadata: str | None = None
     params: dict = field(default_factory=dict)
+
+    @property
+    def target(self):
+        """What vlmc calls the disk: VOL, or VOL@SNAP for a snapshot disk.
+
+        `gnt-backup export` snapshots VOL as VOL_SNAPSHOT_NAME = VOL.snap, then
+        attaches, reads and removes a disk named VOL.snap. Ganeti's own volume
+        names (UUID.ext.diskN) never end in .snap, so the suffix is unambiguous.
+        """
+        if self.name.endswith(SNAP_SUFFIX) and len(self.name) > len(SNAP_SUFFIX):
+            return f"{self.name[:-len(SNAP_SUFFIX)]}@{self.name}"
+        return self.name
 
 
 def _mib(environ, var, required):
