@@ -129,3 +129,6 @@ def test_usage(provider):
     r = subprocess.run([str(d / "attach"), "x", "y"], env={}, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "usage" in r.stderr
+    r = subprocess.run([str(d / "verify"), "parameters"], env={"VOL_NAME": VOL},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

@@ -32,7 +32,8 @@ def main(argv=None, environ=None, vlmc_path=DEFAULT_VLMC):
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
     action = os.path.basename(argv[0])
-    if len(argv) > 1:
+    # Only verify takes arguments (the checks to run; it checks everything anyway).
+    if len(argv) > 1 and (action != "verify" or argv[1] in ("-h", "--help")):
         asked = argv[1] in ("-h", "--help")
         (sys.stdout if asked else sys.stderr).write(USAGE)
         return 0 if asked else 2
