@@ -5,6 +5,7 @@ through `archipelago.client`; the node must be running (`archipelago start`).
 Sizes take K/M/G/T suffixes; a bare number is MiB, as in the original vlmc.
 Exit status: 0 ok, 1 failed (message on stderr), 2 bad input or usage.
 """
+import copy
 import re
 
 import click
@@ -86,6 +87,13 @@ def create(ctx, name, size, snap, object_size):
     click.echo(f"created {name} ({format_size(size)})")
 
 
+def _alias(cmd, name):
+    """`vlmc rm`/`vlmc ls` as in the original, kept out of --help."""
+    alias = copy.copy(cmd)
+    alias.hidden = True
+    main.add_command(alias, name)
+
+
 @main.command()
 @click.argument("volume")
 @click.argument("snap")
@@ -110,7 +118,7 @@ def remove(ctx, name):
     click.echo(f"removed {name}")
 
 
-main.add_command(remove, "rm")
+_alias(remove, "rm")
 
 
 @main.command(name="list")
@@ -118,17 +126,20 @@ main.add_command(remove, "rm")
 @click.pass_context
 @handle_errors
 def list_(ctx, as_json):
-    """List volumes and snapshots."""
+    """List volumes (with their snapshots and origins)."""
     infos = client(ctx).list_info()
     if as_json:
         echo_json(infos)
         return
     for i in infos:
-        click.echo(f"{i['name']:<40} {format_size(i['size']):>8}"
-                   f"{'  read-only' if i.get('readonly') else ''}")
+        origin = f"  from {i['origin']}" if i.get("origin") else ""
+        kind = "  image" if i.get("image") else "  read-only" if i.get("read_only") else ""
+        click.echo(f"{i['name']:<40} {format_size(i['size']):>8}{kind}{origin}")
+        for snap in i.get("snapshots") or []:
+            click.echo(f"  {i['name']}@{snap}")
 
 
-main.add_command(list_, "ls")
+_alias(list_, "ls")
 
 
 @main.command()
@@ -320,16 +331,14 @@ def gc(ctx, dry_run, as_json):
 
 
 def _add_kernel_commands():
-    # map/unmap/showmapped come from src/kernel (archipelago_kernel), which may not be
-    # installed on a storage-only node; vlmc works without them.
+    # map/unmap/showmapped come from src/kernel (archipelago_kernel), which a
+    # storage-only node may not install; vlmc works without them.
     try:
-        from archipelago_kernel import cli as kcli
+        from archipelago_kernel.cli import COMMANDS
     except ImportError:
         return
-    for name in ("map", "unmap", "showmapped"):
-        cmd = getattr(kcli, name, None) or getattr(kcli, f"{name}_", None)
-        if isinstance(cmd, click.Command):
-            main.add_command(cmd, name)
+    for cmd in COMMANDS:
+        main.add_command(cmd)
 
 
 _add_kernel_commands()
