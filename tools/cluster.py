@@ -50,29 +50,32 @@ def best_volumes():
 class Cluster:
     def __init__(self, run_dir=DEFAULT_DIR, nas="nas-0-0",
                  computes=("compute-0-0", "compute-0-1"), volumes="memory", attacher="uri",
-                 map_timeout=30, heartbeat=1, extra=None):
+                 map_timeout=30, heartbeat=1, extra=None, wrap=None, addresses=None):
         self.dir = Path(run_dir)
         self.nas = nas
         self.computes = list(computes)
         self.volumes, self.attacher = volumes, attacher
         self.map_timeout, self.heartbeat = map_timeout, heartbeat
         self.extra = extra or {}          # node -> extra config text
+        self.wrap = wrap or {}            # node (or "frontend"/"rabbitmq") -> argv prefix
+        self.addresses = addresses or {}  # node -> IP address (default 127.0.0.1)
         self.url = None
 
     # -- broker --
     def start_broker(self):
-        out = subprocess.run([str(RABBITMQ), "start", str(self.dir / "rabbitmq")],
+        out = subprocess.run([*self.wrap.get("rabbitmq", []), str(RABBITMQ), "start",
+                              str(self.dir / "rabbitmq")],
                              check=True, capture_output=True, text=True)
         self.url = out.stdout.strip().splitlines()[-1]
         return self.url
 
     def stop_broker(self):
-        subprocess.run([str(RABBITMQ), "stop", str(self.dir / "rabbitmq")],
-                       capture_output=True, text=True)
+        subprocess.run([*self.wrap.get("rabbitmq", []), str(RABBITMQ), "stop",
+                        str(self.dir / "rabbitmq")], capture_output=True, text=True)
 
     def broker_running(self):
-        return subprocess.run([str(RABBITMQ), "status", str(self.dir / "rabbitmq")],
-                              capture_output=True).returncode == 0
+        return subprocess.run([*self.wrap.get("rabbitmq", []), str(RABBITMQ), "status",
+                               str(self.dir / "rabbitmq")], capture_output=True).returncode == 0
 
     # -- nodes --
     def nodes(self):
@@ -80,6 +83,9 @@ class Cluster:
 
     def role(self, name):
         return "nas" if name == self.nas else "compute"
+
+    def address(self, name):
+        return self.addresses.get(name, "127.0.0.1")
 
     def conf(self, name):
         return self.dir / name / "archipelago.conf"
@@ -91,9 +97,10 @@ class Cluster:
                 f"node_heartbeat = {self.heartbeat}\n")
         if role == "nas":
             text += f"\n[nas]\nvolumes = {self.volumes}\nmap_timeout = {self.map_timeout}\n"
-            if self.volumes == "engine":      # every node is on 127.0.0.1 here
-                hosts = " ".join(f"{c}=127.0.0.1" for c in self.computes)
-                text += f"nbd_listen = 127.0.0.1\nnbd_host = 127.0.0.1\nhosts = {hosts}\n"
+            if self.volumes == "engine":      # no DNS for the node names here
+                hosts = " ".join(f"{c}={self.address(c)}" for c in self.computes)
+                me = self.address(name)
+                text += f"nbd_listen = {me}\nnbd_host = {me}\nhosts = {hosts}\n"
         elif role == "compute":
             text += f"\n[vm]\nattacher = {self.attacher}\n"
         text += self.extra.get(name, "")
@@ -108,7 +115,8 @@ class Cluster:
         return env
 
     def daemon(self, name, *args):
-        cmd = [str(BIN / DAEMON[self.role(name)]), "-c", str(self.conf(name)), *args]
+        cmd = [*self.wrap.get(name, []), str(BIN / DAEMON[self.role(name)]), "-c",
+               str(self.conf(name)), *args]
         return subprocess.run(cmd, env=self.node_env(name), capture_output=True, text=True)
 
     def start_node(self, name, wait=True):
@@ -136,29 +144,17 @@ class Cluster:
             return None
 
     def wait_ready(self, name, timeout=60):
-        action = "list" if self.role(name) == "nas" else "list_dev"
+        what = "storagemap" if self.role(name) == "nas" else "storagedev"
         end, last = time.monotonic() + timeout, None
         while time.monotonic() < end:
-            r = self.rocks_call(name, action, timeout=2)
-            if r is True:
+            r = self.rocks("list", "host", what, name, "timeout=2")
+            if r.returncode == 0:
                 return
-            last = r
+            last = r.stderr.strip()
             time.sleep(0.2)
         log = self.dir / name / "log" / f"{DAEMON[self.role(name)]}.log"
         tail = log.read_text()[-2000:] if log.exists() else "(no log)"
         raise RuntimeError(f"{name} did not answer within {timeout}s ({last}); log:\n{tail}")
-
-    def rocks_call(self, name, action, timeout=5):
-        from archipelago.errors import ArchipelagoError
-        from rocks_command_archipelago.client import Client
-        client = Client(str(self.frontend_conf()))
-        try:
-            client.call(name, action, timeout=timeout)
-            return True
-        except ArchipelagoError as e:
-            return str(e)
-        finally:
-            client.close()
 
     # -- frontend --
     def frontend_conf(self):
@@ -177,7 +173,8 @@ class Cluster:
                     ARCHIPELAGO_RUN_DIR=str(self.dir / "frontend"))
 
     def rocks(self, *words, check=False):
-        r = subprocess.run([str(BIN / "rocks"), *map(str, words)], env=self.env(),
+        r = subprocess.run([*self.wrap.get("frontend", []), str(BIN / "rocks"),
+                            *map(str, words)], env=self.env(),
                            capture_output=True, text=True)
         if check and r.returncode != 0:
             raise RuntimeError(f"rocks {' '.join(map(str, words))}: {r.stderr.strip()}")
