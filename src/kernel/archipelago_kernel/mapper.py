@@ -11,24 +11,19 @@ the mapping. Map is idempotent (the same volume in the same mode returns the
 existing device); unmap is idempotent (nothing mapped is not an error).
 """
 import logging
-import os
 
 from archipelago import config as C
 from archipelago.errors import ArchipelagoError, Busy
 from archipelago.names import split_snapshot
 from archipelago.nbd import proto
 from archipelago.nbd.client import Client
-from archipelago.nbd.server import read_status
-from archipelago.nbd.settings import NBD, parse_address
+from archipelago.nbd.settings import local_uri
 
 from . import devices
 from .connector import Mapping, choose, connectors
 from .state import State
 
 log = logging.getLogger(__name__)
-
-NBDD_STATUS = "nbdd.json"      # written by archipelago.nbd.daemon
-
 
 class Mapper:
     def __init__(self, cfg=None, run_dir=None, method=None):
@@ -41,13 +36,7 @@ class Mapper:
 
     def uri(self, export):
         """The NBD URI of `export` on this node's nbdd (Unix socket preferred)."""
-        status = read_status(os.path.join(self.run_dir, NBDD_STATUS))
-        if status and status.get("listen"):
-            addrs = [parse_address(a) for a in status["listen"]]
-        else:
-            addrs = self.cfg.section(NBD).listen
-        addrs = sorted(addrs, key=lambda a: a.kind != "unix")
-        return addrs[0].uri(export)
+        return local_uri(self.cfg, export, run_dir=self.run_dir)
 
     @staticmethod
     def probe(uri, export):

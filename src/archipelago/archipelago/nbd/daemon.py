@@ -19,11 +19,10 @@ from .. import log as logmod
 from ..errors import ArchipelagoError
 from .registry import ExportRegistry, FileProvider, MemoryProvider
 from .server import Server
-from .settings import NBD, parse_address, parse_allow, parse_memory
+from .settings import NBD, STATUS_FILE, parse_address, parse_allow, parse_memory
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = "nbdd.json"
 PID_FILE = "nbdd.pid"
 
 

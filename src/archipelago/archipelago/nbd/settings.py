@@ -8,6 +8,7 @@
 """
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import NODE, Option, Section, path, words
 from ..errors import InvalidArgument
@@ -145,10 +146,22 @@ NBD = Section("nbd", "The NBD frontend (nbdd)", [
 ])
 
 
-def local_uri(cfg, export, prefer="unix"):
-    """URI of `export` on this node's nbdd, preferring a Unix socket."""
-    addrs = cfg.section(NBD).listen
-    for a in addrs:
-        if a.kind == prefer:
-            return a.uri(export)
+STATUS_FILE = "nbdd.json"      # RUN_DIR/nbdd.json, written by a running nbdd
+
+
+def local_uri(cfg, export, prefer="unix", run_dir=None):
+    """URI of `export` on this node's nbdd (for `vlmc info`, `vlmc map`).
+
+    Uses the addresses the running nbdd reports in RUN_DIR/nbdd.json (real port
+    numbers even for port 0), else the [nbd] listen setting; a Unix socket is
+    preferred (`prefer="tcp"` for remote clients).
+    """
+    import json
+    status_path = Path(run_dir or cfg.section(NODE).run_dir) / STATUS_FILE
+    try:
+        addrs = [parse_address(a) for a in json.loads(status_path.read_text())["listen"]]
+    except (OSError, ValueError, KeyError, TypeError, InvalidArgument):
+        addrs = []
+    addrs = addrs or cfg.section(NBD).listen
+    addrs = sorted(addrs, key=lambda a: a.kind != prefer)
     return addrs[0].uri(export)

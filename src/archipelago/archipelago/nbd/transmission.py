@@ -8,7 +8,11 @@ Hot path design (profile-driven; see docs/nbd.md "Performance"):
 - READ data is read by the backend straight into a slot of a reusable arena and
   the replies of everything that arrived together go out in one sendmsg
   (headers and data as separate iovecs, no joins); pending replies are always
-  sent before the loop blocks in recv, so batching never adds latency.
+  sent before the loop blocks in recv, so batching never adds latency;
+- READs and WRITEs over SMALL go to a few worker threads (pread/pwrite release
+  the GIL), so receiving the next payload overlaps writing the last one, as in
+  nbdkit's parallel thread model; replies may then come out of order, which
+  the protocol allows. FLUSH and DISC wait for them first.
 
 Validation follows the spec's error list: unknown command or flag -> EINVAL,
 READ/TRIM/CACHE/BLOCK_STATUS past the end -> EINVAL, WRITE/WRITE_ZEROES past
@@ -18,6 +22,9 @@ sync; beyond DISCARD_LIMIT the client is cut off). A request with a bad magic
 number cannot be resynchronised: the connection is closed.
 """
 import logging
+import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import ArchipelagoError
 from . import proto
@@ -32,6 +39,11 @@ FLUSH_BYTES = 256 * 1024     # send pending replies once this much data is queue
 MAX_BATCH = 256              # ... or this many replies
 DISCARD_LIMIT = 64 << 20     # larger invalid write payloads end the connection
 MAX_EXTENTS = 1024
+BIG_WORKERS = 4              # threads doing large READ/WRITE I/O, per connection
+INFLIGHT_BYTES = 16 << 20    # bound on large-request buffers per connection
+
+_SIMPLE = proto.SIMPLE_REPLY.pack
+_DATA_HDR = struct.Struct(">IHHQIQ").pack     # OFFSET_DATA chunk header + offset
 
 _READ, _WRITE = proto.CMD_READ, proto.CMD_WRITE
 _FUA = proto.CMD_FLAG_FUA
@@ -67,6 +79,52 @@ def _errno_of(exc):
     return proto.EIO
 
 
+class _Inflight:
+    """Large requests running in worker threads: bounded in bytes, buffers reused."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.bytes = 0
+        self.count = 0
+        self.free = []
+        self.pool = None
+
+    def acquire(self, length):
+        """A buffer of at least `length` bytes, waiting while too much is in flight."""
+        with self.cond:
+            while self.count and self.bytes + length > INFLIGHT_BYTES:
+                self.cond.wait()
+            self.bytes += length
+            self.count += 1
+            for i, b in enumerate(self.free):
+                if len(b) >= length:
+                    return self.free.pop(i)
+        return bytearray(max(length, 1 << 20))
+
+    def release(self, buf, length):
+        with self.cond:
+            self.bytes -= length
+            self.count -= 1
+            if sum(map(len, self.free)) + len(buf) <= INFLIGHT_BYTES:
+                self.free.append(buf)
+            self.cond.notify_all()
+
+    def submit(self, fn, *args):
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(BIG_WORKERS, thread_name_prefix="nbd-io")
+        self.pool.submit(fn, *args)
+
+    def drain(self):
+        with self.cond:
+            while self.count:
+                self.cond.wait()
+
+    def shutdown(self):
+        self.drain()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
 class Session:
     """One connection in transmission phase. `run()` returns when it ends."""
 
@@ -86,7 +144,8 @@ class Session:
         self.start = self.end = 0
         self.arena = memoryview(bytearray(ARENA))
         self.apos = 0
-        self.big = None                # reusable buffer for large payloads
+        self.inflight = _Inflight()
+        self.send_lock = threading.Lock()
         self.out = []
         self.outbytes = 0
         self.warned = False
@@ -99,7 +158,16 @@ class Session:
             out, self.out = self.out, []
             self.outbytes = 0
             self.apos = 0
-            sendmsg_all(self.sock, out)
+            with self.send_lock:
+                sendmsg_all(self.sock, out)
+
+    def send_now(self, parts):
+        """Send one reply from a worker thread; a dead socket is the main loop's news."""
+        try:
+            with self.send_lock:
+                sendmsg_all(self.sock, parts)
+        except (OSError, Disconnected) as e:
+            log.debug("client %s: reply not sent: %s", self.client, e)
 
     def fill(self, need):
         """Make at least `need` unread bytes available in rbuf (need <= RBUF)."""
@@ -120,26 +188,12 @@ class Session:
                                    + (" mid-request" if self.end > self.start else ""))
             self.end += n
 
-    def big_buffer(self, length):
-        self.flush_out()                       # the big buffer may be queued for sending
-        if self.big is None or len(self.big) < length:
-            size = max(length, 1 << 20)
-            self.big = memoryview(bytearray(size))
-        return self.big[:length]
-
     def payload(self, length):
-        """The WRITE payload as a memoryview, valid until the next request."""
-        if length <= SMALL:
-            self.fill(length)
-            data = self.rview[self.start:self.start + length]
-            self.start += length
-            return data
-        buf = self.big_buffer(length)
-        have = min(self.end - self.start, length)
-        buf[:have] = self.rview[self.start:self.start + have]
-        self.start += have
-        recv_into_exact(self.sock, buf[have:])
-        return buf
+        """A small WRITE payload as a memoryview of rbuf, valid until the next request."""
+        self.fill(length)
+        data = self.rview[self.start:self.start + length]
+        self.start += length
+        return data
 
     def discard(self, length):
         while length:
@@ -152,11 +206,13 @@ class Session:
     def reply_ok(self, cookie):
         self.out.append(proto.simple_reply(cookie))
 
-    def reply_error(self, cookie, cmd, err, message):
+    def error_reply(self, cookie, cmd, err, message):
         if self.structured and cmd in (_READ, proto.CMD_BLOCK_STATUS):
-            self.out.append(proto.chunk_error(cookie, err, message))
-        else:
-            self.out.append(proto.simple_reply(cookie, err))
+            return proto.chunk_error(cookie, err, message)
+        return proto.simple_reply(cookie, err)
+
+    def reply_error(self, cookie, cmd, err, message):
+        self.out.append(self.error_reply(cookie, cmd, err, message))
 
     def complain(self, cmd, offset, length, flags, message):
         level = logging.DEBUG if self.warned else logging.WARNING
@@ -175,6 +231,7 @@ class Session:
                 self.flush_out()
             except (OSError, Disconnected):
                 pass
+            self.inflight.shutdown()
 
     def _loop(self):
         unpack = proto.REQUEST.unpack_from
@@ -184,6 +241,9 @@ class Session:
         read_ok = _FLAGS_OK[_READ] if self.structured else _FUA
         write_ok = _FUA
         small = SMALL
+        structured = self.structured
+        chunk_magic = proto.STRUCTURED_REPLY_MAGIC
+        simple_magic = proto.SIMPLE_REPLY_MAGIC
         while True:
             if self.end - self.start < 28:
                 self.fill(28)
@@ -195,26 +255,30 @@ class Session:
             end = offset + length
             if (cmd == _READ and not flags & ~read_ok and end <= size
                     and 0 < length <= self.max_len):
-                if length <= small:
-                    if self.apos + length > ARENA:
-                        self.flush_out()
-                    buf = self.arena[self.apos:self.apos + length]
-                    self.apos += length
-                else:
-                    buf = self.big_buffer(length)
+                if length > small:
+                    buf = self.inflight.acquire(length)
+                    self.inflight.submit(self.big_read, buf, cookie, offset, length)
+                    continue
+                if self.apos + length > ARENA:
+                    self.flush_out()
+                buf = self.arena[self.apos:self.apos + length]
+                self.apos += length
                 try:
                     backend.pread(buf, offset)
                 except Exception as e:
                     self.failed(cookie, cmd, e)
                 else:
-                    if self.structured:
-                        self.out.append(proto.chunk_data_header(cookie, offset, length))
+                    if structured:
+                        self.out.append(_DATA_HDR(chunk_magic, 1, 1, cookie, length + 8, offset))
                     else:
-                        self.out.append(proto.simple_reply(cookie))
+                        self.out.append(_SIMPLE(simple_magic, 0, cookie))
                     self.out.append(buf)
                     self.outbytes += length
             elif (cmd == _WRITE and not flags & ~write_ok and end <= size
                     and 0 < length <= self.max_len and not self.read_only):
+                if length > small:
+                    self.big_write(cookie, offset, length, flags)
+                    continue
                 data = self.payload(length)
                 try:
                     backend.pwrite(data, offset)
@@ -223,14 +287,62 @@ class Session:
                 except Exception as e:
                     self.failed(cookie, cmd, e)
                 else:
-                    self.out.append(proto.simple_reply(cookie))
+                    self.out.append(_SIMPLE(simple_magic, 0, cookie))
             else:
                 if self.slow(cmd, flags, cookie, offset, length):
                     return
             if self.outbytes >= FLUSH_BYTES or len(self.out) >= MAX_BATCH:
                 self.flush_out()
 
-    def failed(self, cookie, cmd, exc):
+    # -- large requests (worker threads) -----------------------------------------------
+
+    def big_read(self, buf, cookie, offset, length):
+        view = memoryview(buf)[:length]
+        try:
+            self.backend.pread(view, offset)
+        except Exception as e:
+            parts = [self.failure(cookie, _READ, e)]
+        else:
+            hdr = (_DATA_HDR(proto.STRUCTURED_REPLY_MAGIC, 1, 1, cookie, length + 8, offset)
+                   if self.structured else _SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie))
+            parts = [hdr, view]
+        try:
+            self.send_now(parts)
+        finally:
+            self.inflight.release(buf, length)
+
+    def big_write(self, cookie, offset, length, flags):
+        """Receive a large payload here, write it in a worker."""
+        buf = self.inflight.acquire(length)
+        try:
+            view = memoryview(buf)[:length]
+            have = min(self.end - self.start, length)
+            view[:have] = self.rview[self.start:self.start + have]
+            self.start += have
+            if have < length:
+                self.flush_out()                   # never hold replies while blocking
+                recv_into_exact(self.sock, view[have:])
+        except BaseException:
+            self.inflight.release(buf, length)
+            raise
+        self.inflight.submit(self._big_write, buf, view, cookie, offset, length, flags)
+
+    def _big_write(self, buf, view, cookie, offset, length, flags):
+        try:
+            self.backend.pwrite(view, offset)
+            if flags & _FUA:
+                self.backend.flush()
+        except Exception as e:
+            reply = self.failure(cookie, _WRITE, e)
+        else:
+            reply = _SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie)
+        try:
+            self.send_now([reply])
+        finally:
+            self.inflight.release(buf, length)
+
+    def failure(self, cookie, cmd, exc):
+        """Log a failed backend call; the error reply to send for it."""
         err = _errno_of(exc)
         if not isinstance(exc, (ArchipelagoError, OSError, RequestError)):
             log.exception("export %s: backend bug on %s", self.export.name,
@@ -238,7 +350,10 @@ class Session:
         else:
             log.debug("export %s: %s failed: %s", self.export.name,
                       proto.CMD_NAMES.get(cmd, cmd), exc)
-        self.reply_error(cookie, cmd, err, str(exc))
+        return self.error_reply(cookie, cmd, err, str(exc))
+
+    def failed(self, cookie, cmd, exc):
+        self.out.append(self.failure(cookie, cmd, exc))
 
     # -- everything that is not a valid READ or WRITE --------------------------------
 
@@ -246,6 +361,7 @@ class Session:
         """Handle the request; True when the connection should end (DISC)."""
         if cmd == proto.CMD_DISC:
             self.flush_out()
+            self.inflight.drain()
             log.debug("client %s: disconnect", self.client)
             return True
         try:
@@ -268,6 +384,7 @@ class Session:
                     self.out.append(proto.chunk_none(cookie))
                     return False
             elif cmd == proto.CMD_FLUSH:
+                self.inflight.drain()              # writes in workers are covered too
                 b.flush()
             elif cmd == proto.CMD_TRIM:
                 if length:
