@@ -20,10 +20,17 @@ import hashlib
 import json
 import logging
 
+from .. import config as C
 from ..errors import InvalidArgument, NotFound, Unsupported
 from . import protocol as P
 
 log = logging.getLogger(__name__)
+
+# [ROLE] options of a filed blocker (type = filed), besides the common ones.
+OPTIONS = [
+    C.Option("archip_dir", None, C.path, "filed: directory holding one file per object"),
+    C.Option("fdcache", 256, C.integer(1, 1 << 20), "filed: open file descriptors kept"),
+]
 
 
 

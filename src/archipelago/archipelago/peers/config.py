@@ -19,6 +19,9 @@ from types import SimpleNamespace
 from .. import config as C
 from ..errors import ConfigError
 from ..peer.config import XSEG  # one [XSEG] section for the framework and the roles
+from .blocker import OPTIONS as BLOCKER
+from .mapperd import OPTIONS as MAPPERD
+from .vlmcd import OPTIONS as VLMCD
 
 PEERS = C.Section("PEERS", "Which roles this node runs and in which order", [
     C.Option("roles", ["blockerb", "blockerm", "mapperd", "vlmcd"], C.words,
@@ -48,19 +51,7 @@ COMMON = [
     C.Option("log_level", "INFO", C.choice("DEBUG", "INFO", "WARNING", "ERROR"),
              "log level of the role's log file"),
 ]
-BLOCKER = [
-    C.Option("archip_dir", None, C.path, "filed: directory holding one file per object"),
-    C.Option("fdcache", 256, C.integer(1, 1 << 20), "filed: open file descriptors kept"),
-]
-MAPPERD = [
-    C.Option("blockerb_port", 1000, C.integer(0, 65535), "the data blocker's port"),
-    C.Option("blockerm_port", 1002, C.integer(0, 65535), "the map blocker's port"),
-    C.Option("lease_ttl", 30.0, float, "seconds a volume lock lives without renewal"),
-]
-VLMCD = [
-    C.Option("mapper_port", 1001, C.integer(0, 65535), "mapperd's port"),
-    C.Option("blocker_port", 1000, C.integer(0, 65535), "the data blocker's port"),
-]
+# Each role type declares its own options next to its code (blocker.py, ...).
 
 
 def _rados_options():

@@ -15,10 +15,18 @@ clients of one node share the node's lock, as in the original archipelago.
 import contextlib
 import logging
 
+from .. import config as C
 from ..errors import ArchipelagoError, Fenced, Unsupported
 from . import protocol as P
 
 log = logging.getLogger(__name__)
+
+# [mapperd] options (type = mapperd), besides the common ones.
+OPTIONS = [
+    C.Option("blockerb_port", 1000, C.integer(0, 65535), "the data blocker's port"),
+    C.Option("blockerm_port", 1002, C.integer(0, 65535), "the map blocker's port"),
+    C.Option("lease_ttl", 30.0, float, "seconds a volume lock lives without renewal"),
+]
 
 # method -> the xseg op a client sends it with (for traces and port statistics)
 OPS = {

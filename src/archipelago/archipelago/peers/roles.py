@@ -26,5 +26,6 @@ def build(cfg, role, transport, node_name):
         eng = make_engine(maps, data, f"{node_name}:{role.name}", o.lease_ttl)
         return Mapperd(eng), getattr(eng, "shutdown", lambda: None)
     if role.type == "vlmcd":
-        return Vlmcd(transport, role.opts.mapper_port, role.opts.blocker_port), lambda: None
+        o = role.opts
+        return Vlmcd(transport, o.mapper_port, o.blocker_port, o.map_cache_ttl), lambda: None
     raise ValueError(f"unknown role type {role.type}")

@@ -23,12 +23,22 @@ import logging
 import threading
 import time
 
+from .. import config as C
 from ..errors import BackendError, Unsupported
 from . import protocol as P
 
 log = logging.getLogger(__name__)
 
 MAP_CACHE_TTL = 5.0
+
+# [vlmcd] options (type = vlmcd), besides the common ones.
+OPTIONS = [
+    C.Option("mapper_port", 1001, C.integer(0, 65535), "mapperd's port"),
+    C.Option("blocker_port", 1000, C.integer(0, 65535), "the data blocker's port"),
+    C.Option("map_cache_ttl", MAP_CACHE_TTL, float,
+             "seconds vlmcd trusts a write mapping without asking mapperd again "
+             "(keep well below mapperd's lease_ttl)"),
+]
 FREEZING = {"snapshot", "close", "remove", "resize", "rename"}
 
 
