@@ -10,6 +10,7 @@ everything at the end (--keep leaves the cluster running, like `make up`).
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,8 @@ def main(argv=None):
     slow = max(d.times, key=lambda t: t[1])
     print(f"done in {time.monotonic() - t0:.1f}s ({len(d.times)} steps; slowest: "
           f"{slow[0]} {slow[1]:.2f}s)")
+    if not a.keep and not a.dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
     if a.keep:
         print(f"cluster left running: export ARCHIPELAGO_CONF={cl.frontend_conf()}; "
               f"stop it with: tools/cluster.py down --dir {run_dir}")

@@ -1,8 +1,9 @@
 """Fixture: a one-machine cluster (tools/cluster.py) on the session's private RabbitMQ.
 
 A test module sets NODES = ("nas-1-0", ("compute-1-0", "compute-1-1")) to get its own
-node names (queues are durable and the broker is shared by the session), and imports
-`rabbitmq` and `cluster` from here.
+node names (queues are durable and the broker is shared by the session), optionally
+VOLUMES ("memory"|"engine"), ATTACHER ("uri"|"kernel"|"memory") and MAP_TIMEOUT, and
+imports `rabbitmq` and `cluster` from here.
 """
 import pytest
 from rabbitmq import rabbitmq  # noqa: F401  (re-exported fixture)
@@ -14,7 +15,9 @@ def cluster(rabbitmq, tmp_path_factory, request):  # noqa: F811
     nas, computes = getattr(request.module, "NODES", ("nas-0-0", ("compute-0-0",
                                                                    "compute-0-1")))
     cl = Cluster(tmp_path_factory.mktemp("cluster"), nas=nas, computes=computes,
-                 map_timeout=getattr(request.module, "MAP_TIMEOUT", 10))
+                 map_timeout=getattr(request.module, "MAP_TIMEOUT", 10),
+                 volumes=getattr(request.module, "VOLUMES", "memory"),
+                 attacher=getattr(request.module, "ATTACHER", "uri"))
     cl.url = rabbitmq.url
     cl.broker = rabbitmq
     try:

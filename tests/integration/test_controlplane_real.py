@@ -1,0 +1,91 @@
+"""The control plane over the real data path: VolumeEngine volumes exported by the
+NAS's NBD servers, attached on compute nodes as block devices (archipelago_kernel,
+FUSE+loop or kernel nbd) when this host allows it, else used through the NBD URI."""
+import json
+import os
+
+import pytest
+from controlplane import cluster, rabbitmq  # noqa: F401
+
+from archipelago import errors
+from archipelago.nbd.client import Client
+
+pytest.importorskip("archipelago.volume")
+pytestmark = pytest.mark.rabbitmq
+NODES = ("nas-2-0", ("compute-2-0", "compute-2-1"))
+NAS, C0, C1 = "nas-2-0", "compute-2-0", "compute-2-1"
+VOLUMES = "engine"
+
+
+def _attacher():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    from cluster import best_attacher
+    return best_attacher()
+
+
+ATTACHER = _attacher()
+
+
+def js(cl, *words):
+    r = cl.rocks(*words, "output-format=json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def write(dev_or_uri, data, offset):
+    if dev_or_uri.startswith("/dev/"):
+        fd = os.open(dev_or_uri, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
+    with Client.connect_uri(dev_or_uri) as c:
+        c.go(dev_or_uri.rsplit("/", 1)[1])
+        c.write(offset, data)
+        c.flush()
+
+
+def read(dev_or_uri, length, offset):
+    if dev_or_uri.startswith("/dev/"):
+        fd = os.open(dev_or_uri, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+    with Client.connect_uri(dev_or_uri) as c:
+        c.go(dev_or_uri.rsplit("/", 1)[1])
+        return c.read(offset, length)
+
+
+def test_data_follows_the_volume_between_compute_nodes(cluster):  # noqa: F811
+    cl = cluster
+    [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv1", C0, "64M")
+    dev = row["device"]
+    if ATTACHER == "kernel":
+        assert dev.startswith("/dev/")
+    data = os.urandom(64 << 10)
+    write(dev, data, 1 << 20)
+    assert read(dev, len(data), 1 << 20) == data
+    js(cl, "remove", "host", "storagemap", NAS, "rv1")
+    assert js(cl, "list", "host", "storagedev", C0) == []
+    [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv1", C1, "64M")
+    assert read(row["device"], len(data), 1 << 20) == data
+    assert read(row["device"], 4096, 0) == bytes(4096)          # never written: zeros
+    js(cl, "remove", "host", "storagemap", NAS, "rv1")
+    js(cl, "remove", "host", "storageimg", NAS, "pool", "rv1")
+    assert js(cl, "list", "host", "storagemap", NAS) == []
+
+
+def test_export_allows_only_the_mapped_host(cluster):  # noqa: F811
+    cl = cluster
+    [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv2", C0, "16M")
+    assert row["uri"].startswith("nbd://127.0.0.1:")
+    js(cl, "remove", "host", "storagemap", NAS, "rv2")
+    with pytest.raises(errors.Unavailable):          # export gone after unmap
+        read(row["uri"], 512, 0)
+    js(cl, "remove", "host", "storageimg", NAS, "pool", "rv2")
