@@ -83,7 +83,15 @@ class FileProvider(Provider):
     def names(self):
         if not self.directory.is_dir():
             return []
-        return sorted(p.name for p in self.directory.iterdir() if p.is_file())
+        names = []
+        for p in self.directory.iterdir():
+            try:
+                split_snapshot(p.name)
+            except InvalidArgument:
+                continue                  # not exportable under that name
+            if p.is_file():
+                names.append(p.name)
+        return sorted(names)
 
 
 class _Persistent(Filter):

@@ -34,13 +34,14 @@ log = logging.getLogger(__name__)
 
 RBUF = 256 * 1024            # receive buffer: headers plus small write payloads
 SMALL = 128 * 1024           # reads/writes up to this size use the shared buffers
-ARENA = 2 * 1024 * 1024      # read slots for one batch of replies
+ARENA = 512 * 1024           # read slots for one batch of replies
 FLUSH_BYTES = 256 * 1024     # send pending replies once this much data is queued
 MAX_BATCH = 16               # ... or this many reply parts (lets the client overlap)
 DISCARD_LIMIT = 64 << 20     # larger invalid write payloads end the connection
 MAX_EXTENTS = 1024
 BIG_WORKERS = 4              # threads doing large READ/WRITE I/O, per connection
 INFLIGHT_BYTES = 16 << 20    # bound on large-request buffers per connection
+KEEP_BYTES = 8 << 20         # free large buffers kept for reuse (idle RSS bound)
 
 _SIMPLE = proto.SIMPLE_REPLY.pack
 _DATA_HDR = struct.Struct(">IHHQIQ").pack     # OFFSET_DATA chunk header + offset
@@ -105,7 +106,7 @@ class _Inflight:
         with self.cond:
             self.bytes -= length
             self.count -= 1
-            if sum(map(len, self.free)) + len(buf) <= INFLIGHT_BYTES:
+            if sum(map(len, self.free)) + len(buf) <= KEEP_BYTES:
                 self.free.append(buf)
             self.cond.notify_all()
 
