@@ -51,8 +51,7 @@ def run_role(cfg, xseg_cfg, role, node_name, ready, stop):
     try:
         seg = xseg.Segment.join(xseg_cfg.segment_name)
     except xseg.XsegError as e:
-        raise Unavailable(f"cannot join segment {xseg_cfg.segment_name}: {e.strerror} "
-                          "(start the node with `archipelago start`)") from None
+        raise Unavailable(f"{e.strerror} (start the node with `archipelago start`)") from None
     closer = None
     try:
         seg.check()     # recover the ports of a crashed predecessor before binding

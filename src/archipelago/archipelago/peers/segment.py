@@ -3,6 +3,7 @@
 The spec string comes from the [XSEG] section (archipelago.peer.config.spec).
 """
 import logging
+import os
 
 from ..errors import Unavailable
 
@@ -32,9 +33,13 @@ def exists(x):
     return True
 
 
-def create(x):
+def create(x, owner=None):
+    """Create the segment; `owner` (uid, gid): hand it to the peers' user (they run
+    unprivileged, the supervisor may be root)."""
     log.info("creating segment %s", spec(x))
     _binding().Segment.create(spec(x)).close()
+    if owner is not None:
+        os.chown(f"/dev/shm/{x.segment_name}", *owner)
 
 
 def destroy(x):

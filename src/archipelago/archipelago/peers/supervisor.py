@@ -96,15 +96,22 @@ class Supervisor:
         self._make_dirs()
         started = []
         if not segment.exists(self.xseg):
-            segment.create(self.xseg)
-        for r in selected:
-            state, pid = self.pid_of(r.name)
-            if state == "running":
-                log.info("%s already running (pid %d)", r.name, pid)
-                continue
-            self.pidfile(r.name).unlink(missing_ok=True)
-            self._spawn(r)
-            started.append(r.name)
+            segment.create(self.xseg, owner=self._drop_to())
+        try:
+            for r in selected:
+                state, pid = self.pid_of(r.name)
+                if state == "running":
+                    log.info("%s already running (pid %d)", r.name, pid)
+                    continue
+                self.pidfile(r.name).unlink(missing_ok=True)
+                self._spawn(r)
+                started.append(r.name)
+        except BaseException:
+            # Roles that did start keep running (fix the cause, `start` again: it is
+            # idempotent); a segment nobody uses does not outlive the failure.
+            if all(s.state != "running" for s in self.status()):
+                segment.destroy(self.xseg)
+            raise
         return started
 
     def _make_dirs(self):
