@@ -90,7 +90,10 @@ class Server:
     def request_stop(self):
         """Make serve_forever() return; safe to call from a signal handler."""
         self._stopping = True
-        os.write(self._wake_w, b"x")
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass                              # already stopped
 
     def stop(self, timeout=5):
         """Stop accepting, close every connection, release the exports."""
@@ -108,6 +111,10 @@ class Server:
         for c in conns:
             c["thread"].join(max(0, deadline - time.monotonic()))
         self._close_listeners()
+        if self._wake_w >= 0 and not (self._thread and self._thread.is_alive()):
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
         if self.status_path:
             try:
                 os.unlink(self.status_path)
