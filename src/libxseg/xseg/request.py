@@ -43,7 +43,7 @@ class Request:
         """The request's data buffer: a writable memoryview into the segment."""
         n = self._r.datalen
         if not n:
-            return memoryview(b"")
+            return memoryview(bytearray())   # empty, but writable like the others
         return memoryview(ffi.buffer(lib.xseg_req_data(self._h, self._r), n))
 
     def resize(self, datalen):

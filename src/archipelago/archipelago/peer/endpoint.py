@@ -41,6 +41,7 @@ class Endpoint:
         self._pending = {}
         self._abandon_lock = threading.Lock()
         self._stopping = False
+        self._closed = False
         self._thread = None
 
     # -- requester side --
@@ -56,6 +57,7 @@ class Endpoint:
 
     def submit_req(self, dst, req, callback=None):
         """Submit a prepared request; returns its Pending."""
+        self._ensure_loop()
         pend = Pending(self, req, callback)
         self._pending[req.index] = pend   # before submit: the reply may be quick
         try:
@@ -72,6 +74,7 @@ class Endpoint:
 
     def submit_many(self, dst, reqs):
         """Submit prepared requests to one port in one batch; returns their Pendings."""
+        self._ensure_loop()
         pends = [Pending(self, r) for r in reqs]
         for r, p in zip(reqs, pends, strict=True):
             self._pending[r.index] = p
@@ -86,7 +89,6 @@ class Endpoint:
 
     def call(self, dst, op, target="", *, timeout=None, **fields):
         """Send one request and wait for its reply (a Reply to close, or an error)."""
-        self._ensure_loop()
         return self.submit(dst, op, target, **fields).result(timeout)
 
     def abandon(self, pend):
@@ -120,7 +122,7 @@ class Endpoint:
 
     # -- the loop --
     def _ensure_loop(self):
-        if self._thread is None:
+        if self._thread is None:   # the loop receives the replies
             self.start()
 
     def start(self):
@@ -168,13 +170,16 @@ class Endpoint:
     def stop(self):
         """Ask the loop to stop (safe from a signal handler)."""
         self._stopping = True
-        if self.ports:
+        if self.ports and not self._closed:
             self.port.signal()
 
     def close(self):
         """Stop, then unbind: requests queued here fail back to their requesters,
         and requests still pending here fail with Unavailable."""
+        if self._closed:
+            return
         self.stop()
+        self._closed = True
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self._shutdown()

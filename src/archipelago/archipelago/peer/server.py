@@ -109,7 +109,8 @@ class Peer(Endpoint):
             n = len(result)
             if n > req.datalen:
                 req.resize(n)   # the request's input is spent: reuse its buffer
-            req.data[:n] = result
+            if n:
+                req.data[:n] = result
             req.serviced = n
         req.state = xseg.State.SERVED
 
