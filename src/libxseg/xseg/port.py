@@ -5,7 +5,7 @@ All methods are thread-safe (the queues have their own locks).  Batch calls
 requests per call into C; use them in hot loops.
 """
 from ._xseg import ffi, lib
-from .errors import PortUnbound, last_error
+from .errors import PortUnbound, XsegError, last_error
 
 BATCH = 256
 
@@ -38,13 +38,17 @@ class Port:
             raise last_error()
         req = self._wrap(c)
         req.port = self
-        if op is not None:
-            c.op = op
-        if target is not None:
-            req.target = target
-        c.offset = offset
-        c.size = datalen if size is None else size
-        c.flags = flags
+        try:
+            if op is not None:
+                c.op = op
+            if target is not None:
+                req.target = target
+            c.offset = offset
+            c.size = datalen if size is None else size
+            c.flags = flags
+        except (XsegError, OverflowError, TypeError):
+            self.put(req)       # a bad field: the request goes back, unused
+            raise
         return req
 
     def get_many(self, n, datalen=0):

@@ -34,22 +34,23 @@ def open_segment(cfg):
 def serve_forever(peer, ready=None):
     """Run `peer` until SIGTERM/SIGINT (in the main thread) or peer.stop()."""
     stopped = threading.Event()
+    plog = getattr(peer, "log", log)    # the peer's own logger has its log_level
 
     def on_signal(signum, frame):
-        log.info("%s: %s, stopping", peer.name, signal.Signals(signum).name)
+        plog.info("%s: %s, stopping", peer.name, signal.Signals(signum).name)
         stopped.set()
 
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, on_signal)
     peer.start()
-    log.info("%s: serving ports %s", peer.name, [p.portno for p in peer.ports])
+    plog.info("%s: serving ports %s", peer.name, [p.portno for p in peer.ports])
     if ready:
         ready()
     while not stopped.wait(0.5) and peer._thread.is_alive():
         pass
     peer.close()
-    log.info("%s: stopped", peer.name)
+    plog.info("%s: stopped", peer.name)
 
 
 def build(cls, cfg, section, segment=None, **kwargs):
