@@ -167,7 +167,10 @@ def test_usage_errors_are_one_line(node):
 def test_clone_of_a_writable_volume_is_refused(node):
     node.vlmc("create", "rw", "--size", "1")
     r = node.vlmc("create", "c", "--snap", "rw", check=False)
-    assert r.returncode == 2 and "not a snapshot" in r.err
+    assert r.returncode == 2 and "cannot clone writable volume rw" in r.err
+    node.vlmc("snapshot", "rw", "s")
+    r = node.vlmc("create", "c", "--snap", "rw@s", "--size", "512K", check=False)
+    assert r.returncode == 2 and "smaller than rw@s" in r.err
 
 
 def test_import_larger_than_the_volume(node, tmp_path):

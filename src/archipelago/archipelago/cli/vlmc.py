@@ -63,7 +63,7 @@ def client(ctx):
 @main.command()
 @click.argument("name")
 @click.option("-s", "--size", callback=size_arg("size"), help="volume size (bare = MiB)")
-@click.option("--snap", metavar="VOL@SNAP", help="clone this snapshot")
+@click.option("--snap", metavar="VOL@SNAP", help="clone this snapshot (or hashed image)")
 @click.option("--object-size", callback=object_size_arg,
               help="object size, a power of two 64K..32M (default 4M; bare = bytes)")
 @click.pass_context
@@ -72,9 +72,7 @@ def create(ctx, name, size, snap, object_size):
     """Create volume NAME: empty (--size) or a clone of a snapshot (--snap)."""
     validate_name(name)
     if snap:
-        _vol, s = split_snapshot(snap)
-        if s is None:
-            raise InvalidArgument(f"--snap {snap!r} is not a snapshot; use VOLUME@SNAP")
+        split_snapshot(snap)     # VOL@SNAP, or a hashed image; mapperd refuses the rest
         if object_size:
             raise InvalidArgument("--object-size: a clone keeps its snapshot's object size")
         client(ctx).clone(snap, name, size)
