@@ -53,8 +53,10 @@ def test_create_passes_size_in_mib():
 
 def test_create_from_origin_with_object_size():
     r = FakeRunner()
-    rc, _, err = call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian12-base")
-    assert rc == 1 and "VOLUME@SNAP" in err
+    rc, _, err = call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian/12")
+    assert rc == 1 and "invalid" in err
+    assert call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian12-image")[0] == 0
+    assert r.calls[-1][-2:] == ["--snap", "debian12-image"]
     rc, _, err = call("create", r, VOL_SIZE="2048", EXTP_ORIGIN="debian12@base",
                       EXTP_OBJECT_SIZE="4M")
     assert (rc, err) == (0, "")

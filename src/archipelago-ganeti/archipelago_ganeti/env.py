@@ -70,9 +70,7 @@ def params_from(environ):
         raise InvalidArgument(f"unknown ExtStorage parameter(s) {', '.join(unknown)}; "
                               f"this provider takes {', '.join(PARAMETERS)}")
     if params.get("origin"):
-        _, snap = split_snapshot(params["origin"])
-        if not snap:
-            raise InvalidArgument(f"origin={params['origin']!r}: expected VOLUME@SNAP")
+        split_snapshot(params["origin"])   # VOLUME@SNAP, or a hashed image's name
     if params.get("object_size"):
         # vlmc reads a bare object size as bytes; hand it bytes, whatever the suffix.
         params["object_size"] = str(parse_size(params["object_size"], "M",

@@ -5,7 +5,7 @@ build time without the rest of Archipelago installed.
 """
 # The provider's parameters: name -> description (parameters.list is written from it).
 PARAMETERS = {
-    "origin": "Snapshot VOLUME@SNAP to clone the new volume from (copy-on-write, O(1))",
+    "origin": "Snapshot VOLUME@SNAP or hashed image to clone the new volume from (O(1))",
     "object_size": "Object size of a new volume, a power of two 64K..32M (default 4M)",
 }
 
