@@ -4,6 +4,7 @@ Publisher confirms and `mandatory` on every request, persistent messages, durabl
 queues, AMQP heartbeats, reconnect with exponential backoff. Every pika exception
 is translated here (BusError, Unroutable); no pika type leaves this module.
 """
+import contextlib
 import logging
 import random
 import time
@@ -49,6 +50,7 @@ class PikaBus(Bus):
         self._timers = []             # [interval, fn, due]
         self._replies = {}            # correlation_id -> body (direct reply-to)
         self._rpc_ready = False
+        self._hb_declared = False
         self._stopping = False
 
     # -- connection --
@@ -60,9 +62,6 @@ class PikaBus(Bus):
             self._conn = pika.BlockingConnection(self._params)
             ch = self._conn.channel()
             ch.confirm_delivery()
-            ch.exchange_declare(EXCHANGE, exchange_type="direct", durable=True)
-            ch.exchange_declare(HEARTBEAT_EXCHANGE, exchange_type="fanout", durable=False)
-            ch.basic_qos(prefetch_count=1)
             self._ch = ch
             for queue, handler in self._consumers.items():
                 self._start_consumer(queue, handler)
@@ -76,7 +75,8 @@ class PikaBus(Bus):
         return self._ch
 
     def _drop(self):
-        conn, self._conn, self._ch, self._rpc_ready = self._conn, None, None, False
+        conn, self._conn, self._ch = self._conn, None, None
+        self._rpc_ready = self._hb_declared = False
         if conn is not None and conn.is_open:
             try:
                 conn.close()
@@ -86,13 +86,26 @@ class PikaBus(Bus):
     def close(self):
         self._drop()
 
+    @contextlib.contextmanager
+    def _translate(self, what):
+        """pika exceptions -> BusError (the connection is dropped and rebuilt later)."""
+        try:
+            yield
+        except _BROKEN as e:
+            self._drop()
+            raise BusError(f"RabbitMQ failed {what}: {_why(e)}") from None
+
     # -- consumers --
     def consume(self, queue, handler):
         self._consumers[queue] = handler
         if self._ch is not None and self._ch.is_open:
-            self._start_consumer(queue, handler)
+            with self._translate(f"consuming {queue}"):
+                self._start_consumer(queue, handler)
 
     def _start_consumer(self, queue, handler):
+        # Declared by consumers only: a command's RPC channel saves the round trips.
+        self._ch.exchange_declare(EXCHANGE, exchange_type="direct", durable=True)
+        self._ch.basic_qos(prefetch_count=1)
         self._ch.queue_declare(queue, durable=True)
         self._ch.queue_bind(queue, EXCHANGE, routing_key=queue)
 
@@ -111,9 +124,11 @@ class PikaBus(Bus):
     def on_heartbeat(self, handler):
         self._hb_handlers.append(handler)
         if self._ch is not None and self._ch.is_open:
-            self._start_heartbeat_consumer(handler)
+            with self._translate("subscribing to heartbeats"):
+                self._start_heartbeat_consumer(handler)
 
     def _start_heartbeat_consumer(self, handler):
+        self._ch.exchange_declare(HEARTBEAT_EXCHANGE, exchange_type="fanout", durable=False)
         q = self._ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
         self._ch.queue_bind(q, HEARTBEAT_EXCHANGE)
 
@@ -155,6 +170,11 @@ class PikaBus(Bus):
         self._publish("", reply_to, encode(msg, MAX_REPLY), props, mandatory)
 
     def heartbeat(self, msg):
+        if not self._hb_declared:
+            ch = self._channel()
+            with self._translate("declaring the heartbeat exchange"):
+                ch.exchange_declare(HEARTBEAT_EXCHANGE, exchange_type="fanout", durable=False)
+            self._hb_declared = True
         props = pika.BasicProperties(content_type="application/json", expiration="30000")
         self._publish(HEARTBEAT_EXCHANGE, "", encode(msg, MAX_REQUEST), props, False)
 
