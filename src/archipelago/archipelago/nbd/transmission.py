@@ -9,10 +9,12 @@ Hot path design (profile-driven; see docs/nbd.md "Performance"):
   the replies of everything that arrived together go out in one sendmsg
   (headers and data as separate iovecs, no joins); pending replies are always
   sent before the loop blocks in recv, so batching never adds latency;
-- READs and WRITEs over SMALL go to a few worker threads (pread/pwrite release
-  the GIL), so receiving the next payload overlaps writing the last one, as in
-  nbdkit's parallel thread model; replies may then come out of order, which
-  the protocol allows. FLUSH and DISC wait for them first.
+- WRITEs over SMALL go to a few worker threads (pwrite releases the GIL), so
+  receiving the next payload overlaps writing the last one, as in nbdkit's
+  parallel thread model; their replies may come out of order, which the
+  protocol allows, and FLUSH and DISC wait for them first. Large READs stay
+  inline: measured, handing them to workers only added contention (pread and
+  sendmsg already copy at memory speed, one after the other).
 
 Validation follows the spec's error list: unknown command or flag -> EINVAL,
 READ/TRIM/CACHE/BLOCK_STATUS past the end -> EINVAL, WRITE/WRITE_ZEROES past
@@ -146,6 +148,7 @@ class Session:
         self.arena = memoryview(bytearray(ARENA))
         self.apos = 0
         self.inflight = _Inflight()
+        self.big = None
         self.send_lock = threading.Lock()
         self.out = []
         self.outbytes = 0
@@ -188,6 +191,12 @@ class Session:
                 raise Disconnected("client closed the connection"
                                    + (" mid-request" if self.end > self.start else ""))
             self.end += n
+
+    def big_view(self, length):
+        """The connection's own large read buffer (inline large READs)."""
+        if self.big is None or len(self.big) < length:
+            self.big = memoryview(bytearray(max(length, 1 << 20)))
+        return self.big[:length]
 
     def payload(self, length):
         """A small WRITE payload as a memoryview of rbuf, valid until the next request."""
@@ -257,13 +266,13 @@ class Session:
             if (cmd == _READ and not flags & ~read_ok and end <= size
                     and 0 < length <= self.max_len):
                 if length > small:
-                    buf = self.inflight.acquire(length)
-                    self.inflight.submit(self.big_read, buf, cookie, offset, length)
-                    continue
-                if self.apos + length > ARENA:
                     self.flush_out()
-                buf = self.arena[self.apos:self.apos + length]
-                self.apos += length
+                    buf = self.big_view(length)
+                else:
+                    if self.apos + length > ARENA:
+                        self.flush_out()
+                    buf = self.arena[self.apos:self.apos + length]
+                    self.apos += length
                 try:
                     backend.pread(buf, offset)
                 except Exception as e:
@@ -278,6 +287,7 @@ class Session:
             elif (cmd == _WRITE and not flags & ~write_ok and end <= size
                     and 0 < length <= self.max_len and not self.read_only):
                 if length > small:
+                    self.flush_out()
                     self.big_write(cookie, offset, length, flags)
                     continue
                 data = self.payload(length)
@@ -296,21 +306,6 @@ class Session:
                 self.flush_out()
 
     # -- large requests (worker threads) -----------------------------------------------
-
-    def big_read(self, buf, cookie, offset, length):
-        view = memoryview(buf)[:length]
-        try:
-            self.backend.pread(view, offset)
-        except Exception as e:
-            parts = [self.failure(cookie, _READ, e)]
-        else:
-            hdr = (_DATA_HDR(proto.STRUCTURED_REPLY_MAGIC, 1, 1, cookie, length + 8, offset)
-                   if self.structured else _SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie))
-            parts = [hdr, view]
-        try:
-            self.send_now(parts)
-        finally:
-            self.inflight.release(buf, length)
 
     def big_write(self, cookie, offset, length, flags):
         """Receive a large payload here, write it in a worker."""
