@@ -5,10 +5,12 @@ way Ganeti runs it (clean environment, no arguments).
 Skips, saying why, while `vlmc map` does not work in the tree (the kernel-attach
 commands are not registered, or the node cannot map a volume).
 """
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,8 +33,10 @@ def node(tmp_path):
     if probe.returncode != 0:
         pytest.skip(f"vlmc map is not available in the tree: {probe.stderr.strip()[-200:]}")
     n = Node(tmp_path, "ganeti")
+    nbdd = None
     try:
         n.start()
+        nbdd = start_nbdd(n)
         n.vlmc("create", "probe", "--size", "16M")
         m = n.vlmc("map", "probe", check=False)
         if m.returncode != 0:
@@ -40,8 +44,32 @@ def node(tmp_path):
         n.vlmc("unmap", "probe", check=False)
         yield n
     finally:
-        n.vlmc("unmap", VOL, check=False)
+        with contextlib.suppress(Exception):
+            n.vlmc("unmap", VOL, check=False)
+        if nbdd:
+            nbdd.terminate()
+            try:
+                nbdd.wait(30)
+            except subprocess.TimeoutExpired:
+                nbdd.kill()
         n.stop()
+
+
+def start_nbdd(n):
+    """The node's nbdd on a Unix socket only (no TCP port to collide on)."""
+    log = open(n.root / "nbdd.log", "ab")
+    p = subprocess.Popen([sys.executable, "-m", "archipelago.nbd", "-c", str(n.conf),
+                          "--listen", f"unix:{n.run_dir}/nbd.sock"], env=n.env(),
+                         stdout=log, stderr=log, start_new_session=True)
+    status = n.run_dir / "nbdd.json"
+    deadline = time.monotonic() + 30
+    while not status.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not status.exists():
+        p.kill()
+        pytest.skip("nbdd did not start: " +
+                    (n.root / "nbdd.log").read_text(errors="replace")[-300:])
+    return p
 
 
 @pytest.fixture

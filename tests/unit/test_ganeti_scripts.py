@@ -22,6 +22,7 @@ import json, sys
 state_file = {state!r}
 st = json.load(open(state_file))
 st["calls"].append(sys.argv[1:])
+st["path"] = __import__("os").environ.get("PATH", "")
 vols, mapped = st["volumes"], st["mapped"]
 cmd, args = sys.argv[1], sys.argv[2:]
 def fail(msg):
@@ -119,6 +120,12 @@ def test_failure_is_exit_1_with_one_line(provider):
     assert ganeti(provider, "create", VOL_SIZE="8").returncode == 0
     r = ganeti(provider, "create", VOL_SIZE="8")
     assert r.returncode == 1 and "volume exists" in r.stderr
+
+
+def test_children_get_a_path_in_ganetis_clean_environment(provider):
+    # vlmc runs helpers (nbdfuse, losetup) by name: the provider defines PATH itself.
+    assert ganeti(provider, "attach").returncode == 0
+    assert "/usr/bin" in state(provider)["path"].split(":")
 
 
 def test_usage(provider):

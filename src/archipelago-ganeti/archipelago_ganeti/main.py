@@ -9,6 +9,10 @@ from . import PROVIDER, env
 from .actions import ACTIONS
 from .vlmc import DEFAULT_VLMC, Vlmc
 
+# Ganeti cleans the environment (no PATH): "define or source" what you depend on.
+# vlmc's helpers (nbdfuse, losetup, modprobe, ...) are found through PATH.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 USAGE = (f"usage: <provider dir>/{{{','.join(ACTIONS)}}}\n"
          f"Ganeti ExtStorage provider '{PROVIDER}': takes no arguments, only Ganeti's\n"
          "environment (VOL_NAME, VOL_SIZE, VOL_NEW_SIZE, VOL_SNAPSHOT_NAME,\n"
@@ -40,5 +44,7 @@ def main(argv=None, environ=None, vlmc_path=DEFAULT_VLMC):
     if action not in ACTIONS:
         sys.stderr.write(f"{PROVIDER}: unknown action {action!r}\n{USAGE}")
         return 2
+    if environ is os.environ:
+        os.environ.setdefault("PATH", DEFAULT_PATH)
     alog.setup(level=environ.get("ARCHIPELAGO_LOG_LEVEL", "ERROR"))
     return run(action, environ, Vlmc(vlmc_path))
