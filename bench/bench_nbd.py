@@ -12,7 +12,9 @@ Prints each result and our ratio to each anchor
 (targets, DESIGN §8: >= 1.0x qemu-nbd on all four, >= 0.8x nbdkit on 1M).
 Also: the peak RSS of our nbdd, and the time `map` takes to give a usable block
 device (FUSE+loop here; needs root), median of several runs.
---extra adds more targets by URI (e.g. nbdd serving a volume) to the table.
+Also "nbdd-volume": nbdd serving a volume of the in-process peer stack (the
+real vlmcd/mapperd/filed code over a FileStore; --no-volume skips it).
+--extra adds more targets by URI (e.g. a node's nbdd) to the table.
 """
 import argparse
 import json
@@ -58,6 +60,37 @@ def start_nbdkit(work, file):
                              EXPORT, "file", str(file)])
     wait_for(sock, proc)
     return proc, f"nbd+unix:///{EXPORT}?socket={sock}"
+
+
+VOLUME_SERVER = """
+import signal, sys
+from archipelago import client
+from archipelago.nbd.testing import serve
+from archipelago.nbd.volume import VolumeProvider
+from archipelago.store.file import FileStore
+c = client.local(FileStore(sys.argv[1], durable=False))
+c.create("vm1", int(sys.argv[2]))
+with serve(providers=[VolumeProvider(connect=lambda conf: c)]) as srv:
+    print(srv.uri("vm1"), flush=True)
+    signal.sigwait([signal.SIGTERM, signal.SIGINT])
+"""
+
+
+def start_volume(work, size):
+    """nbdd serving a volume of the in-process peer stack (vlmcd/mapperd/filed code
+    called directly over a FileStore on the same disk; a node adds xseg hops)."""
+    store = work / "store"
+    store.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(store), str(size)],
+                            stdout=subprocess.PIPE, text=True)
+    uri = proc.stdout.readline().strip()
+    if not uri:
+        proc.wait()
+        raise RuntimeError("volume server did not start")
+    subprocess.run(["fio", "--name=fill", "--ioengine=nbd", f"--uri={uri}", "--rw=write",
+                    "--bs=1m", "--iodepth=8", f"--size={size}", "--output-format=terse"],
+                   check=True, capture_output=True)
+    return proc, uri
 
 
 def start_qemu_nbd(work, file):
@@ -139,6 +172,7 @@ def main():
     ap.add_argument("--extra", action="append", default=[], help="NAME=URI, another target")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--no-map", action="store_true", help="skip the map-time measurement")
+    ap.add_argument("--no-volume", action="store_true", help="skip the volume target")
     args = ap.parse_args()
     for tool in ("fio", "nbdkit", "qemu-nbd"):
         if not shutil.which(tool):
@@ -156,6 +190,12 @@ def main():
         try:
             for name, start in targets:
                 procs[name], uris[name] = start(work, file)
+            if not args.no_volume:
+                try:
+                    procs["nbdd-volume"], uris["nbdd-volume"] = start_volume(
+                        work, file.stat().st_size)
+                except (RuntimeError, subprocess.CalledProcessError) as e:
+                    print(f"(volume target skipped: {e})")
             for spec in args.extra:
                 name, _, uri = spec.partition("=")
                 uris[name] = uri
@@ -188,18 +228,18 @@ def main():
 
 def report(results, rss):
     names = list(results)
-    print(f"{'pattern':<20}" + "".join(f"{n:>22}" for n in names)
-          + f"{'nbdd/nbdkit':>13}{'nbdd/qemu-nbd':>15}")
+    ours = [n for n in ("nbdd", "nbdd-volume") if n in results]
+    ratio_cols = [(o, a) for o in ours for a in ("nbdkit", "qemu-nbd")]
+    print(f"{'pattern':<18}" + "".join(f"{n:>16}" for n in names)
+          + "".join(f"{o + '/' + a:>22}" for o, a in ratio_cols))
     for p, _, bs, _ in PATTERNS:
-        cells = []
-        for n in names:
-            r = results[n][p]
-            cells.append(f"{r['iops']:>10.0f} IOPS" if bs == "4k" else f"{r['mbps']:>10.0f} MB/s")
-        ours = results["nbdd"][p]["iops"]
-        ratios = [ours / results[a][p]["iops"] if results[a][p]["iops"] else float("nan")
-                  for a in ("nbdkit", "qemu-nbd")]
-        print(f"{p:<20}" + "".join(f"{c:>22}" for c in cells)
-              + f"{ratios[0]:>12.2f}x{ratios[1]:>14.2f}x")
+        key = "iops" if bs == "4k" else "mbps"
+        unit = "IOPS" if bs == "4k" else "MB/s"
+        cells = [f"{results[n][p][key]:>10.0f} {unit}" for n in names]
+        ratios = [results[o][p]["iops"] / results[a][p]["iops"] if results[a][p]["iops"]
+                  else float("nan") for o, a in ratio_cols]
+        print(f"{p:<18}" + "".join(f"{c:>16}" for c in cells)
+              + "".join(f"{r:>21.2f}x" for r in ratios))
     if rss is not None:
         print(f"\nnbdd peak RSS: {rss:.1f} MiB")
 
