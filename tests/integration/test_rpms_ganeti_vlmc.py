@@ -92,6 +92,7 @@ def ganeti(d, action, **environ):
 def test_full_cycle_against_real_vlmc(node, provider):
     d = provider
     ganeti(d, "create", VOL_SIZE="64")
+    ganeti(d, "open", VOL_OPEN_EXCLUSIVE="True")
     dev = ganeti(d, "attach", VOL_SIZE="64").strip()
     assert dev.startswith("/dev/") and ganeti(d, "attach").strip() == dev
     payload = os.urandom(MiB)
@@ -110,6 +111,7 @@ def test_full_cycle_against_real_vlmc(node, provider):
         f.seek(5 * MiB)
         assert f.read(MiB) == payload
     ganeti(d, "detach")
+    ganeti(d, "close")
     node.vlmc("remove", f"{VOL}@s1", check=False)
     ganeti(d, "remove")
     assert node.vlmc("info", VOL, check=False).returncode != 0
