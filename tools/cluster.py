@@ -137,6 +137,21 @@ class Cluster:
             os.kill(pid, signal.SIGKILL)
             (self.dir / name / f"{DAEMON[self.role(name)]}.pid").unlink(missing_ok=True)
 
+    def detach_all(self, name):
+        """Force-detach every block device a compute node attached (after its daemon
+        stopped): nothing may outlive the cluster."""
+        if self.attacher != "kernel":
+            return
+        import types
+
+        from archipelago_vm.attach.kernel import KernelAttacher
+        att = KernelAttacher(types.SimpleNamespace(run_dir=self.dir / name))
+        for d in att.list():
+            try:
+                att.detach(d["device"], force=True)
+            except Exception as e:
+                print(f"{name}: could not detach {d['device']}: {e}", file=sys.stderr)
+
     def pid(self, name):
         try:
             return int((self.dir / name / f"{DAEMON[self.role(name)]}.pid").read_text())
@@ -192,9 +207,11 @@ class Cluster:
             self.wait_ready(name)
 
     def down(self):
-        for name, _ in reversed(self.nodes()):
+        for name, role in reversed(self.nodes()):
             if self.conf(name).exists():
                 self.stop_node(name)
+                if role == "compute":
+                    self.detach_all(name)
         self.stop_broker()
 
 

@@ -157,8 +157,10 @@ def main(argv=None):
         scenario(d, real_io)
     finally:
         if not a.keep:
-            for name, _ in reversed(cl.nodes()):
+            for name, role in reversed(cl.nodes()):
                 d.step(f"stop {name}", lambda name=name: cl.stop_node(name))
+                if role == "compute":
+                    cl.detach_all(name)        # after a failure: no device outlives us
             d.step("stop RabbitMQ", cl.stop_broker)
     slow = max(d.times, key=lambda t: t[1])
     print(f"done in {time.monotonic() - t0:.1f}s ({len(d.times)} steps; slowest: "

@@ -89,3 +89,21 @@ def test_export_allows_only_the_mapped_host(cluster):  # noqa: F811
     with pytest.raises(errors.Unavailable):          # export gone after unmap
         read(row["uri"], 512, 0)
     js(cl, "remove", "host", "storageimg", NAS, "pool", "rv2")
+
+
+def test_nas_crash_keeps_exports_and_state(cluster):  # noqa: F811
+    cl = cluster
+    [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv3", C0, "16M")
+    with Client.connect_uri(row["uri"]) as c:
+        c.go("rv3")
+        c.write(0, b"before the crash")
+        c.flush()
+    cl.kill_node(NAS)
+    cl.start_node(NAS)
+    [again] = js(cl, "list", "host", "storagemap", NAS)
+    assert again["state"] == "mapped" and again["uri"] == row["uri"]
+    with Client.connect_uri(row["uri"]) as c:          # served again, same port
+        c.go("rv3")
+        assert c.read(0, 16) == b"before the crash"
+    js(cl, "remove", "host", "storagemap", NAS, "rv3")
+    js(cl, "remove", "host", "storageimg", NAS, "pool", "rv3")

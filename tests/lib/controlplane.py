@@ -27,6 +27,8 @@ def cluster(rabbitmq, tmp_path_factory, request):  # noqa: F811
             cl.wait_ready(name)
         yield cl
     finally:
-        for name, _ in cl.nodes():
+        for name, role in cl.nodes():
             if cl.stop_node(name, timeout=10).returncode != 0:
                 cl.kill_node(name)
+            if role == "compute":
+                cl.detach_all(name)

@@ -85,8 +85,10 @@ def cluster(netns, tmp_path_factory):
         yield cl
     finally:
         link(True)
-        for name, _ in cl.nodes():
+        for name, role in cl.nodes():
             cl.stop_node(name, timeout=15)
+            if role == "compute":
+                cl.detach_all(name)
         cl.stop_broker()
 
 

@@ -88,7 +88,7 @@ def make_cli(prog, node_class):
                 raise ArchipelagoError(f"already running (pid {pid}, {pidfile})")
             if pidfile.exists():
                 pidfile.unlink()      # stale: its process is gone
-            node_class(cfg, bus=_NoBus()).db.dispose()   # fail fast on config/database
+            node_class.check(cfg)           # fail fast on config and database
             serve(cfg, pidfile, foreground, logfile)
         except ArchipelagoError as e:
             fail(e)
@@ -137,10 +137,3 @@ def _stop(pidfile, timeout):
             return
         time.sleep(0.1)
     raise ArchipelagoError(f"pid {pid} did not stop within {timeout:g}s")
-
-
-class _NoBus:
-    """Stands in for the bus while `start` checks the configuration."""
-
-    def __getattr__(self, name):
-        raise AttributeError(name)

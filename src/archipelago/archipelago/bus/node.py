@@ -45,6 +45,16 @@ class Node:
                                      self.NOT_IMPLEMENTED)
         self.started = time.time()
 
+    @classmethod
+    def check(cls, cfg):
+        """Fail fast at `start`: every config section valid, the database reachable."""
+        cfg.check(NODE, RABBITMQ, DATABASE, *cls.SECTIONS)
+        node = cfg.section(NODE)
+        validate_host(node.name, "node")
+        node.state_dir.mkdir(parents=True, exist_ok=True)
+        Database(default_url(cfg, node.state_dir, cls.ROLE), cls.METADATA).dispose()
+        broker_url(cfg)
+
     def actions(self):
         raise NotImplementedError
 

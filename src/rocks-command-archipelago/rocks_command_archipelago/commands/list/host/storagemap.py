@@ -12,7 +12,8 @@ class Command(Base):
     def run(self, a, p):
         r = self.call(a["nas"], "list", p)
         rows = [[a["nas"], m["volume"], m["pool"], size(m["size"]), m["remotehost"],
-                 m["remotepool"], m["state"], m["device"], age(m["since"]), m["sync"]]
+                 m["remotepool"], m["state"], m["device"], age(m["since"]), m["sync"],
+                 m["uri"]]
                 for m in r["mappings"]]
         return Output(["nas", "volume", "pool", "size", "remotehost", "remotepool", "state",
-                       "device", "since", "sync"], rows, "no volumes")
+                       "device", "since", "sync", "uri"], rows, "no volumes")
