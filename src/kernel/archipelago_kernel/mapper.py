@@ -26,11 +26,17 @@ from .state import State
 log = logging.getLogger(__name__)
 
 class Mapper:
-    def __init__(self, cfg=None, run_dir=None, method=None):
+    def __init__(self, cfg=None, run_dir=None, method=None, table=None):
+        """table: {name: Connector class} (default connector.connectors(); tests
+        pass in-memory twins)."""
         self.cfg = cfg if cfg is not None else C.load()
         self.run_dir = run_dir or self.cfg.section(C.NODE).run_dir
         self.state = State(self.run_dir)
         self.method = method
+        self.table = table if table is not None else connectors()
+
+    def connector(self, mapping):
+        return self.table[mapping.method]()
 
     # -- where is nbdd? -------------------------------------------------------------
 
@@ -52,7 +58,7 @@ class Mapper:
         read_only = read_only or snap is not None
         with self.state.locked():
             for m in self.state.find(volume):
-                conn = connectors()[m.method]()
+                conn = self.connector(m)
                 if conn.alive(m):
                     if m.read_only != read_only:
                         mode = "read-only" if m.read_only else "read-write"
@@ -63,7 +69,7 @@ class Mapper:
                 self.state.remove(m)
             uri = self.uri(volume)
             self.probe(uri, volume)
-            conn = choose(self.method)()
+            conn = choose(self.method, self.table)()
             m = Mapping(self.state.new_id(), volume, uri, conn.name, read_only=read_only)
             try:
                 conn.attach(m, self.state.work_dir(m.id))
@@ -79,23 +85,40 @@ class Mapper:
         with self.state.locked():
             found = self.state.find(what)
             for m in found:
-                conn = connectors()[m.method]()
+                conn = self.connector(m)
                 if not force and m.device and conn.alive(m):
                     reason = devices.busy(m.device)
                     if reason:
                         raise Busy(f"{reason}; unmount/close it first or use --force")
             for m in found:
-                connectors()[m.method]().detach(m, force=force)
+                self.connector(m).detach(m, force=force)
                 self.state.remove(m)
                 log.info("unmapped %s from %s", m.volume, m.device)
             return found
+
+    def reconnect(self, what):
+        """After an nbdd restart: hand live kernel-nbd devices a fresh connection.
+
+        Only connectors with a `reconnect(mapping)` (kernel nbd) take part; the
+        kernel checks the backend identifier, so a device is never re-attached
+        to another volume. FUSE+loop mappings cannot be reconnected: after an
+        nbdd restart they fail I/O until unmapped and mapped again.
+        """
+        done = []
+        with self.state.locked():
+            for m in self.state.find(what):
+                conn = self.connector(m)
+                if hasattr(conn, "reconnect") and conn.alive(m):
+                    conn.reconnect(m)
+                    done.append(m)
+        return done
 
     def showmapped(self):
         """[(Mapping, alive)] of every recorded mapping."""
         out = []
         for m in self.state.all():
             try:
-                alive = connectors()[m.method]().alive(m)
+                alive = self.connector(m).alive(m)
             except (ArchipelagoError, KeyError, OSError):
                 alive = False
             out.append((m, alive))
