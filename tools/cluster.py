@@ -206,7 +206,23 @@ class Cluster:
         for name, _ in self.nodes():
             self.wait_ready(name)
 
+    def unmap_all(self):
+        """Unmap every mapped volume through the NAS (so `up` starts consistent)."""
+        import json
+        r = self.rocks("list", "host", "storagemap", self.nas, "output-format=json",
+                       "timeout=5")
+        if r.returncode != 0:
+            return
+        for row in json.loads(r.stdout):
+            if row["state"] != "unmapped":
+                verb = "remove" if row["state"] == "mapped" else "clean"
+                out = self.rocks(verb, "host", "storagemap", self.nas, row["volume"],
+                                 "timeout=20")
+                print((out.stdout or out.stderr).strip())
+
     def down(self):
+        if self.conf(self.nas).exists() and self.daemon(self.nas, "status").returncode == 0:
+            self.unmap_all()
         for name, role in reversed(self.nodes()):
             if self.conf(name).exists():
                 self.stop_node(name)
