@@ -8,12 +8,65 @@ from . import leasing
 from .base import ObjectStore, StoreInfo
 from .leasing import check_name
 
+PAGE = 64 << 10
+
+
+class _Obj:
+    """A sparse object: pages that were written, and a size (holes read as zeros), so
+    that space figures match a sparse file store."""
+
+    __slots__ = ("pages", "size")
+
+    def __init__(self, data=b""):
+        self.pages, self.size = {}, 0
+        if data:
+            self.write(0, memoryview(data).cast("B"))
+
+    def write(self, offset, data):
+        pos, end = offset, offset + len(data)
+        while pos < end:
+            i, a = divmod(pos, PAGE)
+            n = min(PAGE - a, end - pos)
+            page = self.pages.get(i)
+            if page is None:
+                page = self.pages[i] = bytearray(PAGE)
+            page[a:a + n] = data[pos - offset:pos - offset + n]
+            pos += n
+        self.size = max(self.size, end)
+
+    def readinto(self, offset, buf):
+        """Fill `buf` (memoryview) from `offset`; returns the bytes that exist."""
+        end = min(offset + len(buf), self.size)
+        pos = offset
+        while pos < end:
+            i, a = divmod(pos, PAGE)
+            n = min(PAGE - a, end - pos)
+            page = self.pages.get(i)
+            dst = buf[pos - offset:pos - offset + n]
+            if page is None:
+                dst[:] = bytes(n)
+            else:
+                dst[:] = page[a:a + n]
+            pos += n
+        return max(0, end - offset)
+
+    def whole(self):
+        buf = bytearray(self.size)
+        self.readinto(0, memoryview(buf))
+        return bytes(buf)
+
+    def clone(self):
+        new = _Obj()
+        new.pages = {i: bytearray(p) for i, p in self.pages.items()}
+        new.size = self.size
+        return new
+
 
 class MemoryStore(ObjectStore):
     kind = "memory"
 
     def __init__(self, capacity=1 << 40):
-        self._objs = {}            # name -> bytearray
+        self._objs = {}            # name -> _Obj
         self._leases = {}          # name -> LeaseState
         self._capacity = capacity
         self._cond = threading.Condition(threading.RLock())
@@ -23,11 +76,8 @@ class MemoryStore(ObjectStore):
         check_name(name)
         buf = memoryview(buf).cast("B")
         with self._cond:
-            data = self._objs.get(name)
-            n = 0
-            if data is not None and offset < len(data):
-                n = min(len(buf), len(data) - offset)
-                buf[:n] = data[offset:offset + n]
+            obj = self._objs.get(name)
+            n = obj.readinto(offset, buf) if obj is not None else 0
         buf[n:] = bytes(len(buf) - n)
         return len(buf)
 
@@ -36,11 +86,10 @@ class MemoryStore(ObjectStore):
         data = memoryview(data).cast("B")
         with self._cond:
             self._fence(lease)
-            obj = self._objs.setdefault(name, bytearray())
-            end = offset + len(data)
-            if len(obj) < end:
-                obj.extend(bytes(end - len(obj)))
-            obj[offset:end] = data
+            obj = self._objs.get(name)
+            if obj is None:
+                obj = self._objs[name] = _Obj()
+            obj.write(offset, data)
         return len(data)
 
     def flush(self):
@@ -50,7 +99,7 @@ class MemoryStore(ObjectStore):
         check_name(name)
         with self._cond:
             obj = self._objs.get(name)
-            return None if obj is None else len(obj)
+            return None if obj is None else obj.size
 
     def delete(self, name, *, lease=None):
         check_name(name)
@@ -63,7 +112,8 @@ class MemoryStore(ObjectStore):
         check_name(dst)
         with self._cond:
             self._fence(lease)
-            self._objs[dst] = bytearray(self._objs.get(src, b""))
+            obj = self._objs.get(src)
+            self._objs[dst] = obj.clone() if obj is not None else _Obj()
 
     # -- whole objects ----------------------------------------------------------------
     def get(self, name):
@@ -72,20 +122,20 @@ class MemoryStore(ObjectStore):
             obj = self._objs.get(name)
             if obj is None:
                 raise NotFound(f"object {name} does not exist")
-            return bytes(obj)
+            return obj.whole()
 
     def replace(self, name, data, *, lease=None):
         check_name(name)
         with self._cond:
             self._fence(lease)
-            self._objs[name] = bytearray(data)
+            self._objs[name] = _Obj(data)
 
     def put_if_absent(self, name, data):
         check_name(name)
         with self._cond:
             if name in self._objs:
                 return False
-            self._objs[name] = bytearray(data)
+            self._objs[name] = _Obj(data)
             return True
 
     def list(self, prefix=""):
@@ -95,7 +145,7 @@ class MemoryStore(ObjectStore):
 
     def info(self):
         with self._cond:
-            used = sum(len(o) for o in self._objs.values())
+            used = sum(min(len(o.pages) * PAGE, o.size) for o in self._objs.values())
         return StoreInfo(used=used, free=max(0, self._capacity - used))
 
     # -- leases -----------------------------------------------------------------------
