@@ -21,9 +21,11 @@ Leases and fencing: see rados_lease.py. rados.Error never leaves this package.
 Config (the radosd role section, e.g. `[blockerb]` with `type = rados`):
     RadosStore.from_config(archipelago.config.load(), "blockerb")
 """
+import atexit
 import errno
 import logging
 import threading
+import weakref
 from concurrent.futures import Future
 
 from ..config import Option, Section, boolean, integer, path, string
@@ -74,6 +76,20 @@ _ERRNO = {
     errno.ENAMETOOLONG: InvalidArgument, errno.ESHUTDOWN: Fenced,
     errno.ENOTCONN: Unavailable, errno.ECONNREFUSED: Unavailable,
 }
+
+
+# librados aborts the process ("terminate called without an active exception") when a
+# cluster handle is still open at interpreter exit: close what the caller forgot.
+_OPEN = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all():
+    for store in list(_OPEN):
+        try:
+            store.close()
+        except Exception:  # best effort at exit
+            pass
 
 
 class Blocklisted(Fenced):
@@ -169,6 +185,7 @@ class RadosStore(RadosLeases, ObjectStore):
         self._closed = False
         RadosLeases.__init__(self, lease_margin)
         self._connect()
+        _OPEN.add(self)
         log.info("RADOS store on pool %s%s as client.%s (%s)", pool,
                  f" namespace {namespace}" if namespace else "", cephx_id, self._conn.addr)
 
@@ -218,6 +235,7 @@ class RadosStore(RadosLeases, ObjectStore):
         conn.dead = True
 
     def close(self):
+        _OPEN.discard(self)
         with self._conn_lock:
             self._closed = True
             c, self._conn = self._conn, None
