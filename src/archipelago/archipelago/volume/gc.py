@@ -23,7 +23,7 @@ from .tree import TreeView
 log = logging.getLogger(__name__)
 
 GRACE = 600.0
-GC_TTL = 120.0
+GC_TTL = 30.0
 
 
 class GcLease:
