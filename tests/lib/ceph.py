@@ -71,6 +71,12 @@ def _have_ceph():
     return all(shutil.which(c) for c in ("ceph-mon", "ceph-osd", "ceph", "monmaptool"))
 
 
+# Every test module imports the fixture, and pytest keeps one session-scoped
+# instance per importing module: they share one cluster, started by the first and
+# stopped when the last one is torn down (at the end of the session).
+_shared = {"cluster": None, "users": 0}
+
+
 @pytest.fixture(scope="session")
 def ceph_cluster():
     """A running one-node Ceph for the whole session (see the module docstring)."""
@@ -79,6 +85,20 @@ def ceph_cluster():
         import rados  # noqa: F401
     except ImportError:
         require_service(False, "python3-rados")
+    if _shared["cluster"] is None:
+        _shared["cluster"] = _start()
+    _shared["users"] += 1
+    try:
+        yield _shared["cluster"]
+    finally:
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            cluster, _shared["cluster"] = _shared["cluster"], None
+            _stop(cluster)
+            shutil.rmtree(cluster.dir, ignore_errors=True)
+
+
+def _start():
     d = Path(tempfile.mkdtemp(prefix="archipelago-ceph-"))
     env = dict(os.environ, POOL=POOL, MGR=os.environ.get("CEPH_MGR", "0"),
                STORE_BYTES=str(1 << 30), OP_TIMEOUT="20")
@@ -87,12 +107,9 @@ def ceph_cluster():
         cluster.tool("start")
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         _stop(cluster)
-        require_service(False, f"one-node Ceph ({e})")
-    try:
-        yield cluster
-    finally:
-        _stop(cluster)
         shutil.rmtree(d, ignore_errors=True)
+        require_service(False, f"one-node Ceph ({e})")
+    return cluster
 
 
 def _stop(cluster):
