@@ -13,10 +13,19 @@ MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
 clients of one node share the node's lock, as in the original archipelago.
 """
 import contextlib
+import errno
 import logging
+import threading
 
 from .. import config as C
-from ..errors import ArchipelagoError, Fenced, Unsupported
+from ..errors import (
+    ArchipelagoError,
+    BackendError,
+    Fenced,
+    Timeout,
+    Unavailable,
+    Unsupported,
+)
 from . import protocol as P
 
 log = logging.getLogger(__name__)
@@ -27,6 +36,15 @@ OPTIONS = [
     C.Option("blockerm_port", 1002, C.integer(0, 65535), "the map blocker's port"),
     C.Option("lease_ttl", 30.0, float, "seconds a volume lock lives without renewal"),
 ]
+
+STORE_FAILURES = (Unavailable, Timeout, BackendError)
+STORE_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.EHOSTUNREACH,
+                errno.ETIMEDOUT, errno.EIO}
+
+
+def store_failure(e):
+    """True for errors that mean "a blocker failed", not "the request was wrong"."""
+    return isinstance(e, STORE_FAILURES) or e.errno in STORE_ERRNOS
 
 # method -> the xseg op a client sends it with (for traces and port statistics)
 OPS = {
@@ -62,6 +80,8 @@ class Mapperd:
 
     def __init__(self, engine):
         self.eng = engine
+        self._suspect = set()       # volumes to reload after a store failure
+        self._lock = threading.Lock()
 
     def __call__(self, req):
         if not req.flags & P.XF_CALL:
@@ -73,11 +93,12 @@ class Mapperd:
         if fn is None:
             raise Unsupported(f"mapperd: unknown call {method!r}")
         log.debug("%s %s %s", method, req.target, h)
+        vol = req.target.partition("@")[0] if req.target != "-" else ""
+        self._reload_if_suspect(vol)
         try:
             result = fn(req.target, **h)
         except Fenced:
-            vol = req.target.partition("@")[0]
-            if method in ("close", "unlock") or not vol or vol == "-":
+            if method in ("close", "unlock") or not vol:
                 raise
             # Our lock was broken (unlock -f elsewhere) or expired; the engine keeps
             # the stale hold until it is dropped, so drop it and try once more: the
@@ -87,7 +108,30 @@ class Mapperd:
             with contextlib.suppress(ArchipelagoError):
                 self.eng.close(vol)
             result = fn(req.target, **h)
+        except ArchipelagoError as e:
+            if not store_failure(e):
+                raise
+            # A blocker died or hung mid-operation: what the engine holds in memory for
+            # the volume may be ahead of the store (e.g. a snapshot record never
+            # written). Reload it from the store before the next call on it.
+            if vol:
+                with self._lock:
+                    self._suspect.add(vol)
+            raise
         return P.pack({"r": result})
+
+    def _reload_if_suspect(self, vol):
+        with self._lock:
+            if vol not in self._suspect:
+                return
+        try:
+            self.eng.close(vol)     # drops the held state; the next call reloads it
+        except ArchipelagoError as e:
+            if store_failure(e):
+                return              # the store is still away: stay suspect
+        with self._lock:
+            self._suspect.discard(vol)
+        log.info("volume %s reloaded from the store after a store failure", vol)
 
     # -- volumes ------------------------------------------------------------------
     def c_create(self, name, size, object_size=None):

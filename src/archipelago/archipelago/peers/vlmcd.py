@@ -9,11 +9,12 @@ Clients send every volume request here (archipelago.client):
         *freeze* the volume: new I/O waits, in-flight writes drain, then the call
         runs and the volume's cached mappings are dropped.
 
-Mapping cache: mapperd promises that an object returned writable by MAPW stays
-writable until the volume's epoch changes, and the map records writes per chunk
-(its dirty bitmap), so vlmcd keeps, per volume, the object of every chunk it has
-written and answers later writes to those chunks without asking mapperd. Reads
-always ask (an unwritten chunk may fall through to a base object). Epoch changes
+Mapping cache (mapcache.py): mapperd promises that an object returned writable
+by MAPW stays writable until the volume's epoch changes, and the map records
+writes per chunk (its dirty bitmap), so vlmcd keeps, per volume, the objects and
+chunks it has written and serves later writes and reads of those chunks without
+asking mapperd; other reads ask (a chunk may fall through to a base object).
+The caches of all volumes together hold at most MAX_CACHED objects. Epoch changes
 made through this vlmcd (snapshot, ...) drop the cache; a change vlmcd cannot
 see (the lock broken and taken by another host) is bounded by `map_cache_ttl`:
 the cache is trusted for that many seconds after mapperd last confirmed it, well
@@ -21,15 +22,17 @@ inside the lease TTL.
 """
 import logging
 import threading
-import time
+from collections import OrderedDict
 
 from .. import config as C
 from ..errors import BackendError, Unsupported
 from . import protocol as P
+from .mapcache import MapCache
 
 log = logging.getLogger(__name__)
 
 MAP_CACHE_TTL = 5.0
+MAX_CACHED = 65536      # cached object mappings across all volumes (~10 MiB)
 
 # [vlmcd] options (type = vlmcd), besides the common ones.
 OPTIONS = [
@@ -54,17 +57,13 @@ def zeros(n):
 
 
 class _Volume:
-    """Per-volume state: in-flight I/O, freeze, geometry and the mapping cache."""
+    """Per-volume state: in-flight I/O, freeze, and the write-mapping cache."""
 
     def __init__(self):
         self.cond = threading.Condition()
         self.active = 0
         self.frozen = 0
-        self.object_size = None
-        self.chunk_size = None
-        self.epoch = None
-        self.writable = {}        # chunk index -> own object name (valid in self.epoch)
-        self.confirmed = 0.0      # monotonic time mapperd last confirmed the cache
+        self.cache = None         # MapCache once the volume's geometry is known
 
     def enter(self):
         with self.cond:
@@ -84,28 +83,25 @@ class _Volume:
             while self.active:
                 self.cond.wait()
 
-    def thaw(self):
+    def thaw(self, forget=True):
         with self.cond:
             self.frozen -= 1
-            self.forget()
+            if forget:
+                self.cache = None
             self.cond.notify_all()
-
-    def forget(self):
-        self.writable.clear()
-        self.epoch = None
-        self.object_size = None
-        self.chunk_size = None
 
 
 class Vlmcd:
     """Request handler; `t` reaches mapperd at `mapper_port`, data at `blocker_port`."""
 
-    def __init__(self, transport, mapper_port, blocker_port, map_cache_ttl=MAP_CACHE_TTL):
+    def __init__(self, transport, mapper_port, blocker_port, map_cache_ttl=MAP_CACHE_TTL,
+                 max_cached=MAX_CACHED):
         self.t = transport
         self.mapper = mapper_port
         self.blocker = blocker_port
         self.ttl = map_cache_ttl
-        self._vols = {}
+        self.max_cached = max_cached
+        self._vols = OrderedDict()      # name -> _Volume, least recently used first
         self._lock = threading.Lock()
 
     def vol(self, name):
@@ -113,7 +109,24 @@ class Vlmcd:
             v = self._vols.get(name)
             if v is None:
                 v = self._vols[name] = _Volume()
+            else:
+                self._vols.move_to_end(name)
             return v
+
+    def _bound_caches(self):
+        """Drop the caches of the least recently used volumes beyond max_cached entries
+        (a node may have a thousand volumes open; the cache must not grow with them)."""
+        with self._lock:
+            total = sum(len(v.cache) for v in self._vols.values() if v.cache is not None)
+            for name in list(self._vols):
+                if total <= self.max_cached:
+                    break
+                v = self._vols[name]
+                if v.cache is not None:
+                    total -= len(v.cache)
+                    v.cache = None
+                if not v.active and not v.frozen:
+                    del self._vols[name]
 
     def __call__(self, req):
         if req.flags & P.XF_CALL:
@@ -149,58 +162,34 @@ class Vlmcd:
         return P.pack({"r": result})
 
     # -- mappings ---------------------------------------------------------------------
-    def _geometry(self, v, spec):
-        if v.object_size is None:
+    def _cache(self, v, spec):
+        c = v.cache
+        if c is None:
             g = self.mcall("geometry", spec)
-            v.chunk_size = g.get("chunk_size") or g["object_size"]
-            v.object_size = g["object_size"]
-        return v.object_size
-
-    def _cached(self, v, offset, length):
-        """Write extents from the cache if every chunk of the range is in it, else None."""
-        osz, cs = v.object_size, v.chunk_size
-        if not osz or not v.writable or time.monotonic() - v.confirmed > self.ttl:
-            return None
-        out, pos, end = [], offset, offset + length
-        while pos < end:
-            obj = v.writable.get(pos // cs)
-            if obj is None:
-                return None
-            n = min(end, (pos // cs + 1) * cs) - pos
-            if out and out[-1][0] == obj and out[-1][1] + out[-1][2] == pos % osz:
-                out[-1][2] += n
-            else:
-                out.append([obj, pos % osz, n])
-            pos += n
-        return out
-
-    def _learn(self, v, offset, r):
-        """Remember the chunks a MAPW made writable (valid in its epoch; module doc)."""
-        osz, cs = v.object_size, v.chunk_size
-        if r["epoch"] != v.epoch:
-            v.writable.clear()
-            v.epoch = r["epoch"]
-        pos = offset
-        for obj, ooff, n in r["extents"]:
-            if obj is not None and ooff == pos % osz:
-                for c in range(pos // cs, (pos + n - 1) // cs + 1):
-                    v.writable[c] = obj
-            pos += n
-        v.confirmed = time.monotonic()
+            c = v.cache = MapCache(g["object_size"], g.get("chunk_size"))
+        return c
 
     def map_write(self, v, name, offset, length):
-        ext = self._cached(v, offset, length)
+        c = v.cache
+        ext = c.lookup(offset, length, self.ttl) if c is not None else None
         if ext is None:
-            self._geometry(v, name)
+            c = self._cache(v, name)
             r = self.mcall("map_write", name, offset=offset, length=length)
             with v.cond:
-                self._learn(v, offset, r)
+                c.learn(offset, r)
+            self._bound_caches()
             ext = r["extents"]
         return ext
 
     def map_read(self, v, spec, offset, length):
-        # Reads always ask mapperd: a chunk not written since the last snapshot may
-        # still fall through to a base object, which only the map knows.
+        # Chunks this node wrote in the current epoch are in their own object (the
+        # map says so since the MAPW); anything else may fall through to a base
+        # object or be unwritten, which only mapperd knows.
+        c = v.cache
+        if c is not None and "@" not in spec:
+            ext = c.lookup(offset, length, self.ttl)
+            if ext is not None:
+                return ext
         return self.mcall("map_read", spec, offset=offset, length=length)["extents"]
 
     # -- I/O ---------------------------------------------------------------------------
@@ -243,6 +232,4 @@ class Vlmcd:
             self.t.request(self.blocker, P.X_FLUSH, "")
             self.mcall("flush", name)
         finally:
-            with v.cond:
-                v.frozen -= 1
-                v.cond.notify_all()
+            v.thaw(forget=False)
