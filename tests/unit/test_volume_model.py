@@ -241,7 +241,7 @@ class VolumeModel(RuleBasedStateMachine):
 
 
 VolumeModel.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None,
+    max_examples=45, stateful_step_count=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestVolumeModel = VolumeModel.TestCase
 
@@ -263,6 +263,6 @@ class FileVolumeModel(VolumeModel):
 
 
 FileVolumeModel.TestCase.settings = settings(
-    max_examples=15, stateful_step_count=20, deadline=None,
+    max_examples=10, stateful_step_count=20, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestFileVolumeModel = FileVolumeModel.TestCase

@@ -53,7 +53,7 @@ class Target:
 
 class VolumeEngine:
     def __init__(self, store, owner="local:engine", lease_ttl=30.0, *, write_wait=None,
-                 node_cache=2048, gc_grace=None):
+                 node_cache=1024, gc_grace=None, private_nodes=16):
         self.store = store
         self.owner = owner
         self.cache = NodeCache(store, node_cache)
@@ -61,6 +61,7 @@ class VolumeEngine:
         self.catalog = Catalog(store)
         self.write_wait = write_wait          # seconds a write waits for the lock (None: ever)
         self.gc_grace = gc_grace              # seconds; None: gc.GRACE (tests use 0)
+        self.private_nodes = private_nodes    # mutable map nodes cached per held volume
         self._states = {}                     # vid -> VolumeState (we hold the lease)
         self._lock = threading.RLock()
 
@@ -360,6 +361,7 @@ class VolumeEngine:
                 raise
 
     def _map_write_locked(self, st, offset, length):
+        st.trim(self.private_nodes)
         osize, gen = st.hdr["object_size"], st.hdr["gen"]
         copy = CopyUp(self.store, st.lease, osize)
         extents, dirty = [], None

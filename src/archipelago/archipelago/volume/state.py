@@ -43,6 +43,12 @@ class VolumeState:
     def write_node(self, node):
         self.store.replace(node.name, node.encode(), lease=self.lease)
 
+    def trim(self, keep):
+        """Forget all but `keep` private nodes (called between operations only: the
+        store has every one of them, written through). Bounds memory per open volume."""
+        while len(self.mutable) > keep:
+            self.mutable.pop(next(iter(self.mutable)))
+
     def new_generation(self):
         """After a snapshot: every node is shared now; forget the mutable cache."""
         for node in self.mutable.values():
