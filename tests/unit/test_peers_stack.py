@@ -202,3 +202,38 @@ def test_import_of_a_larger_file_fails(stack, tmp_path):
     big.write_bytes(b"x" * ((1 << 20) + 512))
     with pytest.raises(InvalidArgument, match="larger than volume small"):
         transfer.import_image(stack, "small", str(big))
+
+
+def test_reads_of_chunks_written_in_this_epoch_skip_mapperd(stack):
+    stack.create("v", 1 << 20, object_size=64 << 10)
+    vol = stack.volume("v")
+    vol.pwrite(b"q" * 8192, 4096)
+    before = sum(1 for c in stack.engine.calls if c[0] == "mapr")
+    assert vol.pread(8192, 4096) == b"q" * 8192          # chunks 1-2: from the cache
+    assert sum(1 for c in stack.engine.calls if c[0] == "mapr") == before
+    vol.pread(4096, 32768)                               # never written: asks mapperd
+    assert sum(1 for c in stack.engine.calls if c[0] == "mapr") == before + 1
+
+
+def test_mapcache_masks_and_epochs():
+    from archipelago.peers.mapcache import MapCache, chunk_mask
+    assert chunk_mask(0, 1, 4096) == 1 and chunk_mask(4095, 2, 4096) == 3
+    c = MapCache(65536, 4096)
+    c.learn(65536 + 4096, {"epoch": 3, "extents": [["o1", 4096, 8192]]})
+    assert c.lookup(65536 + 4096, 8192, ttl=60) == [["o1", 4096, 8192]]
+    assert c.lookup(65536, 4096, ttl=60) is None         # chunk 0 unknown
+    assert c.lookup(65536 + 4096, 8192, ttl=0) is None   # too old to trust
+    c.learn(0, {"epoch": 4, "extents": [["o2", 0, 4096]]})
+    assert len(c) == 1                                   # a new epoch forgets the old
+
+
+def test_cache_bound_across_volumes():
+    from archipelago.peers.mapcache import MapCache
+    from archipelago.peers.vlmcd import Vlmcd
+    d = Vlmcd(None, 1, 2, max_cached=3)
+    for name in ("a", "b", "c"):
+        v = d.vol(name)
+        v.cache = MapCache(65536, 4096)
+        v.cache.learn(0, {"epoch": 1, "extents": [["o", 0, 65536], ["p", 0, 65536]]})
+    d._bound_caches()
+    assert d.vol("c").cache is not None and d.vol("a").cache is None
