@@ -109,3 +109,42 @@ def test_request_stream(srv, reqs):
     with Client.connect_uri(srv.uri("disk")) as c:        # the server lives on
         c.go()
         assert c.read(0, SIZE) == model
+
+
+option = st.fixed_dictionaries({
+    "opt": st.sampled_from([proto.OPT_ABORT, proto.OPT_LIST, proto.OPT_PEEK_EXPORT,
+                            proto.OPT_STARTTLS, proto.OPT_INFO, proto.OPT_STRUCTURED_REPLY,
+                            proto.OPT_LIST_META_CONTEXT, proto.OPT_SET_META_CONTEXT,
+                            proto.OPT_EXTENDED_HEADERS, 0, 12, 0x7FFFFFFF, 0xFFFFFFFF]),
+    "data": st.one_of(st.binary(max_size=40),
+                      st.sampled_from([proto.go_data("disk"), proto.go_data("nosuch"),
+                                       proto.meta_context_data("disk", ["base:allocation"]),
+                                       proto.meta_context_data("disk", []),
+                                       proto.meta_context_data("x", ["base:"])])),
+})
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(option, min_size=1, max_size=12))
+def test_option_haggling(srv, opts):
+    """Every option gets well-formed replies ending in ACK or an error; then GO works."""
+    with Client.connect_uri(srv.uri("disk")) as c:
+        c.sock.settimeout(20)
+        c.greet()
+        for o in opts:
+            c.send(proto.option(o["opt"], o["data"]))
+            while True:
+                got, rtype, _ = c.option_reply()
+                assert got == o["opt"]
+                if rtype == proto.REP_ACK or rtype & proto.REP_ERR:
+                    break
+                assert rtype in (proto.REP_SERVER, proto.REP_INFO, proto.REP_META_CONTEXT)
+            if o["opt"] == proto.OPT_ABORT:
+                assert rtype == proto.REP_ACK
+                return
+        c.send(proto.option(proto.OPT_GO, proto.go_data("disk")))
+        while (reply := c.option_reply())[1] != proto.REP_ACK:
+            assert reply[1] == proto.REP_INFO
+        c.write(0, b"still here")           # writes and flushes get simple replies
+        c.flush()                            # even when structured replies are on
