@@ -10,12 +10,20 @@ queue at the same concurrency, and prints MiB/s, IOPS and the ratio store/anchor
   write-4K   4 KiB objects, 16 in flight (request rate)
   write-4K-leased  the same through a lease (generation guard in every op; no anchor)
 
-Later (when nbdd serves RADOS-backed volumes): fio through nbdd vs fio --ioengine=rbd.
-Env: BENCH_ROUNDS (best of N, default 3), CEPH_BENCH_DIR (keep the cluster there).
+Then the block path (issue 7's target: >= 0.8x RBD on every pattern): fio through
+our nbdd serving a volume whose maps and blocks are in RADOS (the in-process peer
+stack: vlmcd/mapperd/radosd code over RadosStore) vs `fio --ioengine=rbd` on an RBD
+image of the same size in the same pool, on the four patterns of bench_nbd (4K
+random read/write QD16, 1M sequential read/write QD8), interleaved, median of rounds.
+Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
+CEPH_BENCH_DIR (keep the cluster there).
 """
+import json
 import os
 import re
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +39,26 @@ TOOL = ROOT / "tools" / "ceph-cluster"
 MiB = 1 << 20
 QD = 16
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+FIO_RUNTIME = int(os.environ.get("FIO_RUNTIME", "4"))
+FIO_SIZE = os.environ.get("FIO_SIZE", "256M")
+PATTERNS = [("4k-randread-qd16", "randread", "4k", 16),
+            ("4k-randwrite-qd16", "randwrite", "4k", 16),
+            ("1m-read-qd8", "read", "1m", 8),
+            ("1m-write-qd8", "write", "1m", 8)]
+VOLUME_SERVER = """
+import signal, sys
+from archipelago import client
+from archipelago.nbd.testing import serve
+from archipelago.nbd.volume import VolumeProvider
+from archipelago.store.rados import RadosStore
+conf, pool, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=ns)
+c = client.local(mk("vol-data"), mk("vol-maps"))
+c.create("vm1", size)
+with serve(providers=[VolumeProvider(connect=lambda _conf: c)]) as srv:
+    print(srv.uri("vm1"), flush=True)
+    signal.sigwait([signal.SIGTERM, signal.SIGINT])
+"""
 
 
 def rados_bench(env, pool, seconds, mode, block, max_objects=None):
@@ -84,6 +112,61 @@ def row(name, ours, anchor):
           f"{a} | ratio {ratio}", flush=True)
 
 
+def fio(engine_args, rw, bs, qd, runtime, env):
+    argv = ["fio", "--name=bench", *engine_args, f"--rw={rw}", f"--bs={bs}",
+            f"--iodepth={qd}", f"--size={FIO_SIZE}", "--output-format=json"]
+    if runtime:
+        argv += [f"--runtime={runtime}", "--time_based"]
+    out = process.run(argv, env=env, timeout=300 + runtime).stdout
+    job = json.loads(out[out.index("{"):])["jobs"][0]
+    side = job["read"] if "read" in rw else job["write"]
+    return side["bw_bytes"] / MiB, side["iops"]
+
+
+def block_path(d, pool, env):
+    """fio nbd on a RADOS-backed volume vs fio rbd on an RBD image, same pool."""
+    if not shutil.which("rbd"):
+        print("rbd not installed: block-path comparison skipped")
+        return
+    size = FIO_SIZE
+    process.run(["ceph", "osd", "pool", "application", "enable", pool, "rbd",
+                 "--yes-i-really-mean-it"], env=env, timeout=60, check=False)
+    process.run(["rbd", "create", "-p", pool, "--size", size, "bench-img"], env=env,
+                timeout=120)
+    nbytes = int(size[:-1]) << {"M": 20, "G": 30}[size[-1]]
+    server = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(d / "ceph.conf"),
+                               pool, str(nbytes)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        uri = server.stdout.readline().strip()
+        if not uri:
+            raise RuntimeError("the RADOS volume nbd server did not start")
+        targets = {"nbdd-rados": ["--ioengine=nbd", f"--uri={uri}"],
+                   "rbd": ["--ioengine=rbd", "--clientname=admin", f"--pool={pool}",
+                           "--rbdname=bench-img"]}
+        for args in targets.values():          # fill both, so reads hit real data
+            fio(args, "write", "1m", 8, 0, env)
+        print(f"\nblock path: fio on a {size} volume, {FIO_RUNTIME}s per run, median of "
+              f"{ROUNDS} interleaved rounds")
+        for label, rw, bs, qd in PATTERNS:
+            got = {name: [] for name in targets}
+            for _ in range(ROUNDS):
+                for name, args in targets.items():
+                    got[name].append(fio(args, rw, bs, qd, FIO_RUNTIME, env))
+            med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+                   for n, v in got.items()}
+            ours, rbd = med["nbdd-rados"], med["rbd"]
+            print(f"{label:18} nbdd-rados {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | rbd "
+                  f"{rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio {ours[1] / rbd[1]:.2f}x "
+                  f"(target >= 0.8x)", flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 def main():
     if not shutil.which("ceph-osd"):
         print("ceph-osd not installed: skipping (tools/deps-debian.txt)")
@@ -128,6 +211,10 @@ def main():
         row("write-4K", ok, best(ak))
         row("write-4K-leased", okl, None)
         print(f"lease guard cost on 4K writes: {okl[1] / ok[1]:.2f}x the unleased rate")
+        store.close()
+        store = None
+        if shutil.which("fio"):
+            block_path(d, pool, env)
     finally:
         if store is not None:
             store.close()

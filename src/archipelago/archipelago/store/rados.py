@@ -272,10 +272,13 @@ class RadosStore(RadosLeases, ObjectStore):
         return fut
 
     def _sync(self, what, fn, *, retry=True):
-        """fn(conn) on the live handle, errors mapped; once more after a blocklist."""
+        """fn(conn) on the live handle under a queue slot, errors mapped; once more on a
+        new handle after a blocklist when `retry`. (A blocking librados call releases
+        the GIL while it waits: cheaper than a completion callback per request.)"""
         conn = self.conn()
         try:
-            return fn(conn)
+            with self._slots:
+                return fn(conn)
         except rados.Error as e:
             err = wrap(e, what)
         if isinstance(err, Blocklisted):
@@ -284,19 +287,15 @@ class RadosStore(RadosLeases, ObjectStore):
                 return self._sync(what, fn, retry=False)
         raise err
 
-    def _wait(self, fut, retry):
-        """The result of `retry()`'s future; once more if the client was blocklisted."""
-        try:
-            return fut.result()
-        except Blocklisted:
-            return retry().result()
-
     # -- data objects -------------------------------------------------------------
     def aio_readinto(self, name, offset, buf):
         """A Future that fills memoryview `buf` from `name` at `offset` (zero fill)."""
         check_name(name)
         _check_range(offset, len(buf))
         out = Future()
+        if not buf:
+            out.set_result(0)
+            return out
         inner = self._submit(f"read {name}", lambda c, cb: c.io.aio_read(
             name, len(buf), offset, oncomplete=cb))
 
@@ -320,11 +319,20 @@ class RadosStore(RadosLeases, ObjectStore):
         return out
 
     def readinto(self, name, offset, buf):
+        check_name(name)
         buf = memoryview(buf).cast("B")
+        _check_range(offset, len(buf))
+        if not buf:
+            return 0
         try:
-            self.aio_readinto(name, offset, buf).result()
-        except Blocklisted:
-            self.aio_readinto(name, offset, buf).result()
+            data = self._sync(f"read {name}", lambda c: c.io.read(name, len(buf), offset))
+        except NotFound:
+            data = b""
+        n = len(data)
+        buf[:n] = data
+        if n < len(buf):
+            buf[n:] = bytes(len(buf) - n)
+        return len(buf)
 
     def aio_write(self, name, offset, data, *, fua=False, lease=None):
         """A Future that completes when the write is committed by the OSDs."""
@@ -337,11 +345,14 @@ class RadosStore(RadosLeases, ObjectStore):
         return self._guarded(name, lease, f"write {name}", lambda w: w.write(data, offset))
 
     def write(self, name, offset, data, *, fua=False, lease=None):
-        fut = self.aio_write(name, offset, data, lease=lease)
-        if lease is not None:
-            fut.result()
+        check_name(name)
+        _check_range(offset, len(data))
+        data = bytes(data)
+        if lease is None:
+            self._sync(f"write {name}", lambda c: c.io.write(name, data, offset))
         else:
-            self._wait(fut, lambda: self.aio_write(name, offset, data))
+            self._guarded_sync(name, lease, f"write {name}", lambda w: w.write(data, offset))
+        return len(data)
 
     def flush(self):
         # Writes are acknowledged on commit; wait for any aio still on its way.
@@ -360,8 +371,8 @@ class RadosStore(RadosLeases, ObjectStore):
             if lease is None:
                 self._sync(f"delete {name}", lambda c: c.io.remove_object(name))
             else:
-                self._guarded(name, lease, f"delete {name}", lambda w: w.remove(),
-                              create=False).result()
+                self._guarded_sync(name, lease, f"delete {name}", lambda w: w.remove(),
+                                   create=False)
         except NotFound:
             return False
         return True
@@ -398,7 +409,7 @@ class RadosStore(RadosLeases, ObjectStore):
         if lease is None:
             self._sync(f"replace {name}", lambda c: c.io.write_full(name, data))
         else:
-            self._guarded(name, lease, f"replace {name}", lambda w: w.write_full(data)).result()
+            self._guarded_sync(name, lease, f"replace {name}", lambda w: w.write_full(data))
 
     def put_if_absent(self, name, data):
         check_name(name)
@@ -446,23 +457,43 @@ class RadosStore(RadosLeases, ObjectStore):
         """Submit build(write_op) on `name` under `lease`: the op first asserts, in the
         same atomic RADOS op, that the object was never written under a newer generation
         of the lease, and records ours. Refused -> Fenced."""
-        conn = self.conn()
-        self.check_lease(lease, conn)
-        key, val = FENCE_KEY + lease.name, gen_key(lease.generation)
-        nxt = gen_key(lease.generation + 1)
+        self.check_lease(lease, self.conn())
 
         def start(c, cb):
-            w = c.io.create_write_op()
+            w = _guard_op(c, lease, build, create)
             try:
-                if create:
-                    w.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
-                w.omap_cmp(key, nxt, rados.LIBRADOS_CMPXATTR_OP_LT)
-                c.io.set_omap(w, (key,), (val.encode(),))
-                build(w)
                 return c.io.operate_aio_write_op(w, name, oncomplete=cb)
             finally:
                 c.io.release_write_op(w)
         return self._submit(what, start)
+
+    def _guarded_sync(self, name, lease, what, build, *, create=True):
+        """_guarded, waiting for the commit (no retry: a blocklisted holder is fenced)."""
+        self.check_lease(lease, self.conn())
+
+        def run(c):
+            w = _guard_op(c, lease, build, create)
+            try:
+                c.io.operate_write_op(w, name)
+            finally:
+                c.io.release_write_op(w)
+        self._sync(what, run, retry=False)
+
+
+def _guard_op(c, lease, build, create):
+    """A write op: [create,] assert fence key < generation+1, set it, build(op)."""
+    key = FENCE_KEY + lease.name
+    w = c.io.create_write_op()
+    try:
+        if create:
+            w.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
+        w.omap_cmp(key, gen_key(lease.generation + 1), rados.LIBRADOS_CMPXATTR_OP_LT)
+        c.io.set_omap(w, (key,), (gen_key(lease.generation).encode(),))
+        build(w)
+    except BaseException:
+        c.io.release_write_op(w)
+        raise
+    return w
 
 
 def _check_range(offset, length):
