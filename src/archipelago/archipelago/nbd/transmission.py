@@ -24,6 +24,7 @@ sync; beyond DISCARD_LIMIT the client is cut off). A request with a bad magic
 number cannot be resynchronised: the connection is closed.
 """
 import logging
+import mmap
 import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,12 @@ class RequestError(Exception):
         self.nbd_errno = nbd_errno
 
 
+def _lazy(size):
+    """A zeroed buffer whose pages cost memory only once touched (bytearray(n)
+    would memset, making every idle connection pay for all its buffers)."""
+    return mmap.mmap(-1, size)
+
+
 def _errno_of(exc):
     if isinstance(exc, RequestError):
         return exc.nbd_errno
@@ -102,7 +109,7 @@ class _Inflight:
             for i, b in enumerate(self.free):
                 if len(b) >= length:
                     return self.free.pop(i)
-        return bytearray(max(length, 1 << 20))
+        return _lazy(max(length, 1 << 20))
 
     def release(self, buf, length):
         with self.cond:
@@ -142,10 +149,10 @@ class Session:
         self.size = self.backend.size()
         self.read_only = bool(self.flags & proto.TF_READ_ONLY)
         self.max_len = self.backend.block_size()[2]
-        self.rbuf = bytearray(RBUF)
+        self.rbuf = _lazy(RBUF)
         self.rview = memoryview(self.rbuf)
         self.start = self.end = 0
-        self.arena = memoryview(bytearray(ARENA))
+        self.arena = memoryview(_lazy(ARENA))
         self.apos = 0
         self.inflight = _Inflight()
         self.big = None
@@ -195,7 +202,7 @@ class Session:
     def big_view(self, length):
         """The connection's own large read buffer (inline large READs)."""
         if self.big is None or len(self.big) < length:
-            self.big = memoryview(bytearray(max(length, 1 << 20)))
+            self.big = memoryview(_lazy(max(length, 1 << 20)))
         return self.big[:length]
 
     def payload(self, length):
