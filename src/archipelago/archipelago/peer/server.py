@@ -21,6 +21,7 @@ import errno as E
 import logging
 import queue
 import threading
+import time
 
 import xseg
 
@@ -40,6 +41,7 @@ class Peer(Endpoint):
             self.log.setLevel(log_level.upper())
         super().__init__(segment, list(ports), name=self.name, nr_ops=nr_ops)
         self.table = self._ops_table()
+        self._last_warn, self._unlogged = 0.0, 0
         self.nr_threads = nr_threads
         self._work = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._worker, name=f"{self.name}-w{i}",
@@ -88,7 +90,7 @@ class Peer(Endpoint):
                                                    f"{req.op_name}")
             self._result(req, fn(req))
         except ops.BadRequest as e:
-            self.log.warning("bad request from port %d: %s", req.src, e)
+            self._warn_bad(req, e)
             self._fail(req, e.errno, str(e))
         except (ArchipelagoError, OSError) as e:
             err = e.errno or E.EIO
@@ -98,6 +100,17 @@ class Peer(Endpoint):
         except Exception as e:
             self.log.exception("%s %r: unexpected error", req.op_name, req.target)
             self._fail(req, E.EIO, f"{self.name}: internal error: {e}")
+
+    def _warn_bad(self, req, e):
+        """Bad input is a WARNING, but a client looping on it must not flood the log:
+        at most one line a second, with how many were not logged."""
+        now = time.monotonic()
+        if now - self._last_warn < 1.0:
+            self._unlogged += 1
+            return
+        more = f" (and {self._unlogged} more since)" if self._unlogged else ""
+        self.log.warning("bad request from port %d: %s%s", req.src, e, more)
+        self._last_warn, self._unlogged = now, 0
 
     @staticmethod
     def _result(req, result):

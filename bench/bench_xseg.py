@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""xseg benchmarks: C ping-pong (one at a time and batched), wake-up latency, and
+Python echo peers (raw binding loop and the peer framework) under a C load.
+
+    .venv/bin/python bench/run.py xseg       (or: make bench)
+
+Targets (issue 2): >= 1,000,000 req/s batched C ping-pong; >= 100,000 req/s
+through a Python echo peer.  Figures vary with the machine's load.
+"""
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "src" / "libxseg"
+BENCH = LIB / "build" / "xseg-bench"
+
+RAW_ECHO = """
+    import resource, sys, xseg
+    seg = xseg.Segment.join(sys.argv[1])
+    port = seg.bind(2, owner="py-echo")
+    print("ready", flush=True)
+    stop = False
+    while not stop:
+        reqs = port.accept(256)
+        if not reqs:
+            port.wait()
+            continue
+        for r in reqs:
+            if r.op == 0:
+                stop = True
+            r.serviced = r.size
+        port.respond_many(reqs)
+    port.close()
+    print("rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+"""
+
+PEER_ECHO = """
+    import resource, sys, threading, xseg
+    from archipelago.peer import Peer
+
+    class Echo(Peer):
+        name = "echo"
+        def write(self, req):
+            return None                       # serviced = size
+        def ping(self, req):
+            done.set()
+
+    done = threading.Event()
+    seg = xseg.Segment.join(sys.argv[1])
+    peer = Echo(seg, [2], nr_threads=int(sys.argv[2])).start()
+    print("ready", flush=True)
+    done.wait()
+    peer.close()
+    print("rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)
+"""
+
+
+def run(args):
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if out.returncode:
+        sys.exit(f"{' '.join(map(str, args))} failed: {out.stderr.strip()}")
+    return dict((m[0], float(m[1])) for m in
+                re.findall(r"^RESULT (\S+) ([\d.]+)", out.stdout, re.M))
+
+
+def python_echo(code, n, batch, *args, size=0):
+    """req/s of a Python echo process loaded by the C client, and its peak RSS."""
+    import xseg
+    name = f"xsegbench-py-{os.getpid()}"
+    seg = xseg.Segment.create(f"posix:{name}:4:8:64:12:4096")
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), name, *args],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        res = run([BENCH, "client", "-g", name, "-p", "2", "-n", str(n), "-b", str(batch),
+                   "-s", str(size)])
+        rss = proc.stdout.readline().split()
+        proc.wait(60)
+        return res[f"client_b{batch}"], int(rss[1]) if rss else 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        seg.destroy()
+
+
+def line(what, value, unit, target=None):
+    goal = f"   (target {target:,}; {'met' if value >= target else 'MISSED'})" if target else ""
+    print(f"  {what:<52} {value:>12,.1f} {unit}{goal}", flush=True)
+
+
+def main():
+    subprocess.run(["make", "-s", "-C", str(LIB), "all"], check=True)
+    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}", flush=True)
+    print("C ping-pong between two processes (futex wake-ups, empty requests):")
+    line("one at a time (1 in flight)",
+         run([BENCH, "pingpong", "-n", "200000", "-b", "1"])["pingpong_b1"], "req/s")
+    line("batched, 64 in flight", run([BENCH, "pingpong", "-n", "3000000", "-b", "64"])
+         ["pingpong_b64"], "req/s")
+    line("batched, 256 in flight", run([BENCH, "pingpong", "-n", "5000000", "-b", "256"])
+         ["pingpong_b256"], "req/s", 1_000_000)
+    print("Wake-up latency, one request, server asleep (2 ms between requests):")
+    lat = run([BENCH, "latency", "-n", "2000", "-i", "2000"])
+    for k in ("p50", "p99", "max"):
+        line(f"round trip {k}", lat[f"wake_latency_{k}"], "us")
+    print("Python echo peers, loaded by the C client (256 in flight):")
+    t0 = time.monotonic()
+    rate, rss = python_echo(RAW_ECHO, 1_000_000, 256)
+    line("raw binding loop (accept/respond_many)", rate, "req/s", 100_000)
+    line("  its peak RSS", rss / 1024, "MiB")
+    print("Python peer framework, 512-byte WRITEs, loaded by the C client (256 in flight):")
+    rate, rss = python_echo(PEER_ECHO, 300_000, 256, "0", size=512)
+    line("handlers inline (nr_threads=0)", rate, "req/s", 100_000)
+    line("  its peak RSS", rss / 1024, "MiB")
+    rate, rss = python_echo(PEER_ECHO, 100_000, 256, "2", size=512)
+    line("2 worker threads", rate, "req/s")
+    line("  its peak RSS", rss / 1024, "MiB")
+    print(f"  (python part took {time.monotonic() - t0:.1f}s)")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(LIB))
+    main()
