@@ -10,8 +10,9 @@ turn, all serving one raw file on the same disk; fio runs one at a time,
 interleaved over several rounds, and each figure is the median of its rounds.
 Prints each result and our ratio to each anchor
 (targets, DESIGN §8: >= 1.0x qemu-nbd on all four, >= 0.8x nbdkit on 1M).
-Also: the peak RSS of our nbdd, and the time `map` takes to give a usable block
-device (FUSE+loop here; needs root), median of several runs.
+Also: the peak RSS of our nbdd and its RSS per idle connection, and the time
+`map` takes to give a usable block device (FUSE+loop here; needs root), median
+of several runs.
 Also "nbdd-volume": nbdd serving a volume of the in-process peer stack (the
 real vlmcd/mapperd/filed code over a FileStore; --no-volume skips it).
 --extra adds more targets by URI (e.g. a node's nbdd) to the table.
@@ -121,6 +122,31 @@ def peak_rss_mib(pid):
     return None
 
 
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def idle_connection_kib(proc, uri, n=200):
+    """RSS growth of nbdd per open, idle connection (each has done one 4K read)."""
+    from archipelago.nbd.client import Client
+    before = rss_mib(proc.pid)
+    clients = []
+    try:
+        for _ in range(n):
+            c = Client.connect_uri(uri)
+            c.go()
+            c.read(0, 4096)
+            clients.append(c)
+        time.sleep(0.5)
+        return (rss_mib(proc.pid) - before) * 1024 / n
+    finally:
+        for c in clients:
+            c.close()
+
+
 def stop(proc):
     proc.terminate()
     try:
@@ -209,10 +235,13 @@ def main():
             results = {n: {p: {k: statistics.median(r[k] for r in rs) for k in ("iops", "mbps")}
                            for p, rs in per.items()} for n, per in runs.items()}
             rss = peak_rss_mib(procs["nbdd"].pid)
+            per_conn = idle_connection_kib(procs["nbdd"], uris["nbdd"])
         finally:
             for proc in procs.values():
                 stop(proc)
         report(results, rss)
+        print(f"nbdd RSS per idle connection: {per_conn:.0f} KiB "
+              f"(1,000 connections ~ {per_conn * 1000 / 1024:.0f} MiB)")
         maps = None if args.no_map else map_times(work, file)
         if maps:
             print(f"\nmap to a usable device (FUSE+loop), median of 7: "
@@ -220,6 +249,7 @@ def main():
                   f"Python start-up); target < 200 ms")
         if args.json:
             Path(args.json).write_text(json.dumps({"results": results, "nbdd_peak_rss_mib": rss,
+                                                   "idle_connection_kib": per_conn,
                                                    "map_seconds": maps}, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
