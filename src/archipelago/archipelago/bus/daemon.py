@@ -89,7 +89,17 @@ def make_cli(prog, node_class):
             if pidfile.exists():
                 pidfile.unlink()      # stale: its process is gone
             node_class.check(cfg)           # fail fast on config and database
-            serve(cfg, pidfile, foreground, logfile)
+            if foreground:
+                serve(cfg, pidfile, True, logfile)
+                return
+            child = os.fork()
+            if child == 0:                  # python-daemon forks again and detaches
+                try:
+                    serve(cfg, pidfile, False, logfile)
+                finally:
+                    os._exit(0)
+            os.waitpid(child, 0)
+            click.echo(f"{prog} started (pid {_wait_started(pidfile, logfile)})")
         except ArchipelagoError as e:
             fail(e)
 
@@ -122,6 +132,21 @@ def make_cli(prog, node_class):
         click.echo(f"{prog} is running (pid {pid})")
 
     return cli
+
+
+def _wait_started(pidfile, logfile, timeout=15):
+    """The daemon's pid once its pid file exists; ArchipelagoError if it never does."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        pid = _pid(pidfile)
+        if pid is not None:
+            return pid
+        time.sleep(0.05)
+    tail = ""
+    if logfile.exists():
+        lines = logfile.read_text().strip().splitlines()
+        tail = f": {lines[-1]}" if lines else ""
+    raise ArchipelagoError(f"the daemon did not start within {timeout}s (see {logfile}){tail}")
 
 
 def _stop(pidfile, timeout):
