@@ -12,7 +12,7 @@ import itertools
 
 from ..errors import InvalidArgument
 from . import format as fmt
-from .format import BASE, FANOUT, LEAF_ENTRIES, OWN_CONTENT, SHARED, span
+from .format import BASE, ENTRY_SIZE, FANOUT, LEAF_ENTRIES, OWN_CONTENT, SHARED, span
 
 
 def _key(t):
@@ -71,7 +71,13 @@ def _walk(va, ua, vb, ub, level, first, out, full):
     na = va.node(ua) if ua is not None else None
     nb = vb.node(ub) if ub is not None else None
     if level == 0:
+        da = na.data if na is not None else None
+        db = nb.data if nb is not None else None
         for i in range(LEAF_ENTRIES):
+            lo, hi = i * ENTRY_SIZE, (i + 1) * ENTRY_SIZE
+            if da is not None and db is not None and da[lo + 1:hi] == db[lo + 1:hi] \
+                    and (da[lo] ^ db[lo]) & ~SHARED == 0:
+                continue                    # the same entry (maybe marked shared)
             m = entry_mask(_entry(na, i), _entry(nb, i), full)
             if m:
                 out[first + i] = out.get(first + i, 0) | m

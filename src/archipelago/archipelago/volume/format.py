@@ -19,6 +19,8 @@ wrote it and that volume's generation: it is mutable only for that volume while 
 generation is unchanged. A snapshot bumps the generation, so every node becomes
 shared and is copied on its first modification (copy-on-write of map blocks): the
 snapshot and every clone keep their own root and never read through a parent.
+Node encoding: NODE_HDR (magic, format, level, generation, owner volume, CRC-32 of
+the body), then the body: a presence bitmap of the slots and the non-empty slots.
 
 Entry (ENTRY_SIZE bytes): flags, gen, own, base, src, own_bm, dirty_bm
   own      the object holding this object's data (vd UID or vc hash)
@@ -60,6 +62,7 @@ ENTRY_SIZE = ENTRY.size
 ZERO_ENTRY = bytes(ENTRY_SIZE)
 NODE_HDR = struct.Struct("<4sBBxxI12sI")      # magic, version, level, gen, owner, crc
 NODE_MAGIC = b"AVMN"
+BITMAP_BYTES = max(LEAF_ENTRIES, FANOUT) // 8
 UID_SIZE = 12
 NO_UID = bytes(UID_SIZE)
 
@@ -193,8 +196,20 @@ class Node:
             if data[i * ENTRY_SIZE] & OWN:
                 yield i, self.entry(i)
 
+    def _slot(self):
+        return ENTRY_SIZE if self.level == 0 else UID_SIZE
+
     def encode(self):
-        body = zlib.compress(bytes(self.data), 1)
+        """Header, then a presence bitmap and only the non-empty slots (sparse leaves
+        stay small without spending CPU on compression)."""
+        slot, data = self._slot(), self.data
+        present, parts = 0, []
+        for i in range(len(data) // slot):
+            piece = data[i * slot:(i + 1) * slot]
+            if piece.count(0) != slot:
+                present |= 1 << i
+                parts.append(piece)
+        body = present.to_bytes(BITMAP_BYTES, "little") + b"".join(parts)
         return NODE_HDR.pack(NODE_MAGIC, FORMAT, self.level, self.gen, self.owner,
                              zlib.crc32(body)) + body
 
@@ -205,13 +220,20 @@ class Node:
             body = raw[NODE_HDR.size:]
             if magic != NODE_MAGIC or version != FORMAT or zlib.crc32(body) != crc:
                 raise ValueError("bad magic, version or checksum")
-            data = bytearray(zlib.decompress(body))
-        except (ValueError, struct.error, zlib.error) as e:
+            node = cls(uid, level, gen, owner)
+            slot = node._slot()
+            present = int.from_bytes(body[:BITMAP_BYTES], "little")
+            pos, i = BITMAP_BYTES, 0
+            while present:
+                if present & 1:
+                    node.data[i * slot:(i + 1) * slot] = body[pos:pos + slot]
+                    pos += slot
+                present >>= 1
+                i += 1
+            if pos != len(body) or i * slot > len(node.data):
+                raise ValueError("bad length")
+        except (ValueError, struct.error) as e:
             raise BackendError(f"map node {hexuid(uid)} is corrupt: {e}") from None
-        node = cls(uid, level, gen, owner, data)
-        expect = ENTRY_SIZE * LEAF_ENTRIES if level == 0 else UID_SIZE * FANOUT
-        if len(data) != expect:
-            raise BackendError(f"map node {hexuid(uid)} has a bad length")
         return node
 
 

@@ -88,7 +88,7 @@ class CopyUp:
         while missing >> c:
             if missing >> c & 1:
                 data = self.store.read(base, c * self.cs, self.cs)
-                if any(data):
+                if data.count(0) != len(data):      # a hole reads as zeros already
                     self.store.write(own, c * self.cs, data, fua=True, lease=self.lease)
             c += 1
         entry.own_bm |= mask
