@@ -27,5 +27,6 @@ def build(cfg, role, transport, node_name):
         return Mapperd(eng), getattr(eng, "shutdown", lambda: None)
     if role.type == "vlmcd":
         o = role.opts
-        return Vlmcd(transport, o.mapper_port, o.blocker_port, o.map_cache_ttl), lambda: None
+        return (Vlmcd(transport, o.mapper_port, o.blocker_port, o.map_cache_ttl,
+                      retry_for=o.retry_for), lambda: None)
     raise ValueError(f"unknown role type {role.type}")

@@ -20,12 +20,14 @@ see (the lock broken and taken by another host) is bounded by `map_cache_ttl`:
 the cache is trusted for that many seconds after mapperd last confirmed it, well
 inside the lease TTL.
 """
+import errno
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 from .. import config as C
-from ..errors import BackendError, Unsupported
+from ..errors import ArchipelagoError, BackendError, Unsupported
 from . import protocol as P
 from .mapcache import MapCache
 
@@ -33,11 +35,17 @@ log = logging.getLogger(__name__)
 
 MAP_CACHE_TTL = 5.0
 MAX_CACHED = 65536      # cached object mappings across all volumes (~10 MiB)
+RETRY_FOR = 30.0        # seconds idempotent requests are retried while a peer restarts
+RETRY_PAUSE = 0.1
+# errnos meaning "the peer is not there (now)": no one bound, died serving it
+PEER_GONE = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH}
 
 # [vlmcd] options (type = vlmcd), besides the common ones.
 OPTIONS = [
     C.Option("mapper_port", 1001, C.integer(0, 65535), "mapperd's port"),
     C.Option("blocker_port", 1000, C.integer(0, 65535), "the data blocker's port"),
+    C.Option("retry_for", RETRY_FOR, float,
+             "seconds vlmcd retries volume I/O while mapperd or a blocker restarts"),
     C.Option("map_cache_ttl", MAP_CACHE_TTL, float,
              "seconds vlmcd trusts a write mapping without asking mapperd again "
              "(keep well below mapperd's lease_ttl)"),
@@ -95,8 +103,9 @@ class Vlmcd:
     """Request handler; `t` reaches mapperd at `mapper_port`, data at `blocker_port`."""
 
     def __init__(self, transport, mapper_port, blocker_port, map_cache_ttl=MAP_CACHE_TTL,
-                 max_cached=MAX_CACHED):
+                 max_cached=MAX_CACHED, retry_for=RETRY_FOR):
         self.t = transport
+        self.retry_for = retry_for
         self.mapper = mapper_port
         self.blocker = blocker_port
         self.ttl = map_cache_ttl
@@ -140,6 +149,26 @@ class Vlmcd:
             return 0
         raise Unsupported(f"vlmcd: op {P.OP_NAMES.get(req.op, req.op)} is not served")
 
+    def retrying(self, fn, *args, **kw):
+        """fn(*args, **kw), again while its peer is restarting (for at most retry_for s).
+
+        Only for idempotent requests -- MAPR, MAPW, geometry, object READ/WRITE,
+        FLUSH -- so that a kill -9 and restart of mapperd or a blocker is a pause
+        for the volume's users, not an I/O error."""
+        deadline = None
+        while True:
+            try:
+                return fn(*args, **kw)
+            except ArchipelagoError as e:
+                if e.errno not in PEER_GONE:
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + self.retry_for
+                if now >= deadline:
+                    raise
+                log.warning("peer unavailable (%s); retrying", e)
+                time.sleep(RETRY_PAUSE)
+
     # -- mapperd calls -----------------------------------------------------------------
     def mcall(self, method, target="", **args):
         from .mapperd import OPS
@@ -165,7 +194,7 @@ class Vlmcd:
     def _cache(self, v, spec):
         c = v.cache
         if c is None:
-            g = self.mcall("geometry", spec)
+            g = self.retrying(self.mcall, "geometry", spec)
             c = v.cache = MapCache(g["object_size"], g.get("chunk_size"))
         return c
 
@@ -174,7 +203,7 @@ class Vlmcd:
         ext = c.lookup(offset, length, self.ttl) if c is not None else None
         if ext is None:
             c = self._cache(v, name)
-            r = self.mcall("map_write", name, offset=offset, length=length)
+            r = self.retrying(self.mcall, "map_write", name, offset=offset, length=length)
             with v.cond:
                 c.learn(offset, r)
             self._bound_caches()
@@ -190,7 +219,8 @@ class Vlmcd:
             ext = c.lookup(offset, length, self.ttl)
             if ext is not None:
                 return ext
-        return self.mcall("map_read", spec, offset=offset, length=length)["extents"]
+        return self.retrying(self.mcall, "map_read", spec, offset=offset,
+                             length=length)["extents"]
 
     # -- I/O ---------------------------------------------------------------------------
     def read(self, req):
@@ -203,7 +233,8 @@ class Vlmcd:
                 if obj is None:
                     part[:] = zeros(n)
                 else:
-                    self.t.request(self.blocker, P.X_READ, obj, offset=ooff, size=n, out=part)
+                    self.retrying(self.t.request, self.blocker, P.X_READ, obj, offset=ooff,
+                                  size=n, out=part)
                 pos += n
             return req.size
         finally:
@@ -218,7 +249,7 @@ class Vlmcd:
             for obj, ooff, n in self.map_write(v, req.target, req.offset, req.size):
                 if obj is None:
                     raise BackendError(f"mapperd mapped a write of {req.target} to no object")
-                self.t.request(self.blocker, P.X_WRITE, obj, offset=ooff, size=n,
+                self.retrying(self.t.request, self.blocker, P.X_WRITE, obj, offset=ooff, size=n,
                                data=req.buf[pos:pos + n], flags=flags)
                 pos += n
             return req.size
@@ -229,7 +260,7 @@ class Vlmcd:
         v = self.vol(name)
         v.freeze()
         try:
-            self.t.request(self.blocker, P.X_FLUSH, "")
-            self.mcall("flush", name)
+            self.retrying(self.t.request, self.blocker, P.X_FLUSH, "")
+            self.retrying(self.mcall, "flush", name)
         finally:
             v.thaw(forget=False)
