@@ -122,6 +122,14 @@ int heap_alloc(struct xseg *seg, struct xseg_request *req, uint64_t len)
 	heap_give(seg, req);
 	r = pages ? heap_take(seg, req, pages) : 0;
 	xunlock(&h->heap_lock);
+	if (r < 0) {
+		/* short: take back the buffers idle requests keep in free queues */
+		for (uint32_t i = 0; i < h->nr_ports; i++)
+			xq_drop_buffers(seg, &seg->ports[i].freeq);
+		heap_lock(seg);
+		r = heap_take(seg, req, pages);
+		xunlock(&h->heap_lock);
+	}
 	if (r < 0)
 		return xerr(ENOBUFS, "segment heap has no free run of %llu bytes now "
 			    "(%llu of %llu pages used); retry when requests are put back",

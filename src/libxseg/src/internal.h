@@ -98,6 +98,7 @@ int xq_pop_locked(struct xseg *seg, struct xq *q, struct xseg_request **out, int
 void xq_push(struct xseg *seg, struct xq *q, struct xseg_request *req);
 int xq_pop(struct xseg *seg, struct xq *q, struct xseg_request **out, int max,
 	   uint32_t where, uint32_t holder);
+void xq_drop_buffers(struct xseg *seg, struct xq *q);
 
 /* heap.c */
 int heap_alloc(struct xseg *seg, struct xseg_request *req, uint64_t len);

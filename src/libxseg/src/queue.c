@@ -127,3 +127,18 @@ int xq_pop(struct xseg *seg, struct xq *q, struct xseg_request **out, int max,
 	xq_unlock(q);
 	return n;
 }
+
+/* Free the data buffers of the (idle) requests in a free queue: the heap takes
+ * them back when it runs short.  Lock order: queue, then heap. */
+void xq_drop_buffers(struct xseg *seg, struct xq *q)
+{
+	uint32_t walked = 0;
+
+	if (xq_count(q) == 0)
+		return;
+	xq_lock(seg, q);
+	for (uint32_t i = q->head; i != XQ_NONE && walked < seg->hdr->nr_reqs;
+	     i = seg->reqs[i].next, walked++)
+		heap_free(seg, &seg->reqs[i]);
+	xq_unlock(q);
+}

@@ -6,7 +6,8 @@
  * With -k, the main process kills a random consumer with SIGKILL KILLS times at
  * random moments and starts it again: requests it held come back failed
  * (ECONNRESET), the rest are served, each still answered exactly once, and
- * the producers never hang.
+ * the producers never hang.  With -K, producer 1 is killed too, at a random
+ * moment: the others finish, and every request it had comes back to the pool.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -17,7 +18,7 @@
 #define CPORT0 32          /* consumers bind 32, 33, ... */
 #define BATCH 32
 
-static int window = 128, dsize = 64, kills;
+static int window = 128, dsize = 64, kills, kill_producer;
 static long nr_failed;
 
 static uint8_t pattern(int src, uint64_t seq, int i)
@@ -178,6 +179,17 @@ static int consumer_main(struct xseg *seg, int port, uint64_t q, int c)
 	return consumer(seg, port);
 }
 
+static void wait_bound(struct xseg *seg, int port)
+{
+	struct xseg_port_info pi;
+
+	do {
+		CHECK(xseg_port_info(seg, port, &pi) == 0);
+		if (pi.bound != 1)
+			usleep(1000);
+	} while (pi.bound != 1);
+}
+
 static void stop_consumers(struct xseg *seg, int nr_cons)
 {
 	struct xseg_request *r;
@@ -210,7 +222,7 @@ int main(int argc, char **argv)
 	struct xseg_info in;
 	struct timespec t0, t1;
 
-	while ((opt = getopt(argc, argv, "p:c:n:w:s:k:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:c:n:w:s:k:K")) != -1) {
 		switch (opt) {
 		case 'p': np = atoi(optarg); break;
 		case 'c': nc = atoi(optarg); break;
@@ -218,6 +230,7 @@ int main(int argc, char **argv)
 		case 'w': window = atoi(optarg); break;
 		case 's': dsize = atoi(optarg); break;
 		case 'k': kills = atoi(optarg); break;
+		case 'K': kill_producer = 1; break;
 		default: return 2;
 		}
 	}
@@ -227,9 +240,15 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int c = 0; c < nc; c++)
 		pids[np + c] = spawn(consumer_main, seg, CPORT0 + c, 0, 0);
+	for (int c = 0; c < nc; c++)   /* producers start once every consumer is bound */
+		wait_bound(seg, CPORT0 + c);
 	for (int p = 0; p < np; p++)
 		pids[p] = spawn(producer, seg, 1 + p, total / np + (p < total % np), nc);
 	srand(getpid());
+	if (kill_producer) {
+		usleep(1000 + rand() % 50000);
+		kill(pids[0], SIGKILL);
+	}
 	for (int k = 0; k < kills; k++) {
 		int c = rand() % nc;
 
@@ -240,7 +259,8 @@ int main(int argc, char **argv)
 	}
 	for (int p = 0; p < np; p++) {
 		waitpid(pids[p], &st, 0);
-		failed |= !WIFEXITED(st) || WEXITSTATUS(st);
+		if (!(p == 0 && kill_producer))
+			failed |= !WIFEXITED(st) || WEXITSTATUS(st);
 	}
 	if (!failed)
 		stop_consumers(seg, nc);
@@ -258,8 +278,8 @@ int main(int argc, char **argv)
 		CHECK(in.pool_free == in.nr_reqs && in.heap_free == in.heap_size);
 	}
 	double s = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-	printf("stress: %ld requests, %d producers, %d consumers, %d kills, %s in %.2fs "
-	       "(%.0f/s)\n", total, np, nc, kills, failed ? "FAILED" : "each answered once, data intact", s,
+	printf("stress: %ld requests, %d producers%s, %d consumers, %d kills, %s in %.2fs "
+	       "(%.0f/s)\n", total, np, kill_producer ? " (one killed)" : "", nc, kills, failed ? "FAILED" : "each answered once, data intact", s,
 	       total / s);
 	xseg_leave(seg);
 	return failed;

@@ -43,6 +43,13 @@ static void test_heap(struct xseg *seg)
 	CHECK(xseg_req_data(seg, a) != xseg_req_data(seg, b));
 	CHECK(xseg_resize_data(seg, a, 10) == 0);   /* shrinking frees the big one */
 	CHECK(xseg_put_request(seg, 2, a) == 0 && xseg_put_request(seg, 2, b) == 0);
+	/* b idles in port 2's free queue with its buffer; port 5 needs the room */
+	CHECK(xseg_bind(seg, 5, "t", 0) == 5);
+	a = xseg_get_request(seg, 5, in.max_data);
+	b = xseg_get_request(seg, 5, in.max_data);
+	CHECK(a && b);
+	CHECK(xseg_put_request(seg, 5, a) == 0 && xseg_put_request(seg, 5, b) == 0);
+	CHECK(xseg_unbind(seg, 5) == 0);
 	CHECK(xseg_unbind(seg, 2) == 0);            /* free queue back to the pool */
 	xseg_info(seg, &in);
 	CHECK(in.heap_free == before && in.pool_free == in.nr_reqs);
