@@ -71,6 +71,15 @@ def _have_ceph():
     return all(shutil.which(c) for c in ("ceph-mon", "ceph-osd", "ceph", "monmaptool"))
 
 
+def require_ceph():
+    """Skip locally / fail under CI when the Ceph daemons or python3-rados are missing."""
+    require_service(_have_ceph(), "Ceph (ceph-mon, ceph-osd; tools/deps-debian.txt)")
+    try:
+        import rados  # noqa: F401
+    except ImportError:
+        require_service(False, "python3-rados")
+
+
 # Every test module imports the fixture, and pytest keeps one session-scoped
 # instance per importing module: they share one cluster, started by the first and
 # stopped when the last one is torn down (at the end of the session).
@@ -80,11 +89,7 @@ _shared = {"cluster": None, "users": 0}
 @pytest.fixture(scope="session")
 def ceph_cluster():
     """A running one-node Ceph for the whole session (see the module docstring)."""
-    require_service(_have_ceph(), "Ceph (ceph-mon, ceph-osd; tools/deps-debian.txt)")
-    try:
-        import rados  # noqa: F401
-    except ImportError:
-        require_service(False, "python3-rados")
+    require_ceph()
     if _shared["cluster"] is None:
         _shared["cluster"] = _start()
     _shared["users"] += 1
