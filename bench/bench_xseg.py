@@ -88,6 +88,37 @@ def python_echo(code, n, batch, *args, size=0):
         seg.destroy()
 
 
+def python_client(n_sync, n_async, batch):
+    """A Python Endpoint against the C echo server: sync calls/s and pipelined req/s."""
+    import xseg
+    from archipelago.peer import Endpoint, Op
+    name = f"xsegbench-cl-{os.getpid()}"
+    seg = xseg.Segment.create(f"posix:{name}:4:8:64:12:4096")
+    srv = subprocess.Popen([BENCH, "server", "-g", name, "-p", "2"])
+    try:
+        while seg.port_info(2)["state"] != "bound":
+            time.sleep(0.01)
+        with Endpoint(seg) as ep:
+            t0 = time.perf_counter()
+            for _ in range(n_sync):
+                ep.call(2, Op.READ, "x", datalen=4096, size=4096).close()
+            sync = n_sync / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for _ in range(n_async // batch):
+                reqs = [ep.prepare(Op.READ, "x", datalen=4096, size=4096)
+                        for _ in range(batch)]
+                for p in ep.submit_many(2, reqs):
+                    p.result().close()
+            pipelined = n_async // batch * batch / (time.perf_counter() - t0)
+            ep.call(2, Op.PING, "stop").close()
+        srv.wait(30)
+        return sync, pipelined
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+        seg.destroy()
+
+
 def line(what, value, unit, target=None):
     goal = f"   (target {target:,}; {'met' if value >= target else 'MISSED'})" if target else ""
     print(f"  {what:<52} {value:>12,.1f} {unit}{goal}", flush=True)
@@ -119,6 +150,10 @@ def main():
     rate, rss = python_echo(PEER_ECHO, 100_000, 256, "2", size=512)
     line("2 worker threads", rate, "req/s")
     line("  its peak RSS", rss / 1024, "MiB")
+    print("Python client (archipelago.peer.Endpoint) against the C echo server, 4 KiB reads:")
+    sync, piped = python_client(20_000, 200_000, 64)
+    line("call() one at a time", sync, "req/s")
+    line("submit_many(64) + result()", piped, "req/s")
     print(f"  (python part took {time.monotonic() - t0:.1f}s)")
 
 

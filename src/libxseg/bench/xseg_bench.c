@@ -3,6 +3,7 @@
  *   xseg-bench pingpong [-n N] [-b BATCH]   fork a server, N requests, BATCH in flight
  *   xseg-bench latency  [-n N] [-i USEC]    one request at a time, the server asleep
  *   xseg-bench client -g SEG -p PORT [-n N] [-b BATCH] [-s BYTES]   load an existing peer
+ *   xseg-bench server -g SEG -p PORT        echo on an existing segment until a PING
  *
  * Each prints "RESULT <name> <value> <unit>" lines for bench/bench_xseg.py.
  */
@@ -213,8 +214,15 @@ int main(int argc, char **argv)
 		xseg_unbind(seg, CPORT);
 		return 0;
 	}
+	if (!strcmp(mode, "server")) {
+		if (!segname || !(seg = xseg_join(segname)))
+			die("join (-g SEGMENT)");
+		serve(seg, port);
+		xseg_unbind(seg, port);
+		return 0;
+	}
 	if (strcmp(mode, "pingpong") && strcmp(mode, "latency")) {
-		fprintf(stderr, "usage: xseg-bench pingpong|latency|client [options]\n");
+		fprintf(stderr, "usage: xseg-bench pingpong|latency|client|server [options]\n");
 		return 2;
 	}
 	seg = private_segment(name, sizeof(name));
