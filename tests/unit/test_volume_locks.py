@@ -106,6 +106,10 @@ def test_unlock_by_other_needs_force(engines):
     with pytest.raises(Fenced):
         a.write("vol", 0, b"a")
     assert b.read("vol", 0, 1) == b"b"
+    assert a.read("vol", 0, 1) == b"b"       # a forgot its stale map
+    b.snapshot("vol", "after")
+    b.write("vol", 0, b"c")
+    assert a.read("vol", 0, 1) == b"c" and a.read("vol@after", 0, 1) == b"b"
 
 
 def test_unlock_idempotent_for_owner(engines):

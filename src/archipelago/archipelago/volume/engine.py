@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-from ..errors import Busy, Exists, InvalidArgument, NotFound, ReadOnly
+from ..errors import Busy, Exists, Fenced, InvalidArgument, NotFound, ReadOnly
 from ..names import split_snapshot, validate_name
 from . import format as fmt
 from . import usage
@@ -68,10 +68,25 @@ class VolumeEngine:
     # -- resolution -----------------------------------------------------------------------
     def _held_state(self, name):
         with self._lock:
-            for st in self._states.values():
-                if st.name == name:
-                    return st
-        return None
+            st = next((s for s in self._states.values() if s.name == name), None)
+        if st is not None and self.locks.fenced(st.vid):
+            # Lost the lease (renewal failed or it was broken): our copy of the map may
+            # be stale now; forget it so the next call starts from the store.
+            self._drop(st.vid, release=False)
+            return None
+        return st
+
+    def _check(self, st, name):
+        """The current lease of a held volume; on Fenced, forget our state."""
+        try:
+            lease = self.locks.check(st.vid, name)
+        except Fenced:
+            self._drop(st.vid, release=False)
+            raise
+        if lease is None:
+            raise Fenced(f"volume {name}: not holding its lock any more")
+        st.lease = lease
+        return lease
 
     def _resolve(self, spec):
         if not isinstance(spec, str):
@@ -106,7 +121,7 @@ class VolumeEngine:
         """Our VolumeState for `name`, taking its lease (waiting if asked)."""
         st = self._held_state(name)
         if st is not None:
-            self.locks.check(st.vid, name)
+            self._check(st, name)
             return st
         hdr = self.catalog.lookup(name)
         lease = self.locks.acquire(hdr["id"], name, wait=wait, timeout=timeout)
@@ -126,7 +141,8 @@ class VolumeEngine:
         with self._lock:
             st = self._states.pop(vid, None)
         if st is not None:
-            st.new_generation()
+            # Not into the shared cache: the next holder may still change these nodes.
+            st.mutable.clear()
         if release:
             self.locks.release(vid)
         else:
@@ -140,18 +156,23 @@ class VolumeEngine:
         st = self._hold(name)
         try:
             with st.lock:
-                st.lease = self.locks.check(st.vid, name) or st.lease
+                self._check(st, name)
                 try:
                     yield st
-                except BaseException:
-                    self._reload(st)
+                except BaseException as e:
+                    self._reload(st, e)
                     raise
         finally:
             if not before and st.vid in self._states:
                 self._drop(st.vid)
 
-    def _reload(self, st):
-        """After a failed update the in-memory map may be ahead of the store."""
+    def _reload(self, st, err=None):
+        """After a failed update the in-memory map may be ahead of the store. If the
+        store fenced us, our lease is gone: forget the volume altogether."""
+        if isinstance(err, Fenced):
+            log.warning("volume %s: lease lost (%s); forgetting its map", st.name, err)
+            self._drop(st.vid, release=False)
+            return
         st.mutable.clear()
         hdr = self.catalog.header(st.vid, st.name)
         if hdr is not None:
@@ -352,12 +373,12 @@ class VolumeEngine:
         validate_name(name)
         st = self._writable(name)
         with st.lock:
-            st.lease = self.locks.check(st.vid, name) or st.lease
+            self._check(st, name)
             check_range(offset, length, st.hdr["size"], name)
             try:
                 return st.hdr["epoch"], self._map_write_locked(st, offset, length)
-            except BaseException:
-                self._reload(st)
+            except BaseException as e:
+                self._reload(st, e)
                 raise
 
     def _map_write_locked(self, st, offset, length):
@@ -409,12 +430,12 @@ class VolumeEngine:
         validate_name(name)
         st = self._writable(name)
         with st.lock:
-            st.lease = self.locks.check(st.vid, name) or st.lease
+            self._check(st, name)
             check_range(offset, len(data), st.hdr["size"], name)
             try:
                 self._write_locked(st, offset, data, fua)
-            except BaseException:
-                self._reload(st)
+            except BaseException as e:
+                self._reload(st, e)
                 raise
         return len(data)
 

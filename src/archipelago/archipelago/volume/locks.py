@@ -50,6 +50,10 @@ class LeaseKeeper:
         with self._lock:
             return self._held.get(vid)
 
+    def fenced(self, vid):
+        with self._lock:
+            return vid in self._fenced
+
     def check(self, vid, what):
         """The current lease for writing `vid`; Fenced if it was lost."""
         with self._lock:
