@@ -1,7 +1,12 @@
 """Archipelago: thin VM volumes over xseg peers (see docs/ and DESIGN)."""
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("archipelago")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0"
+
+def __getattr__(name):
+    # Lazy: importlib.metadata costs ~15-20 ms, paid by every CLI start otherwise.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return version("archipelago")
+        except PackageNotFoundError:  # a source tree without install
+            return "0"
+    raise AttributeError(f"module 'archipelago' has no attribute {name!r}")
