@@ -224,6 +224,9 @@ class Node:
             slot = node._slot()
             present = int.from_bytes(body[:BITMAP_BYTES], "little")
             pos, i = BITMAP_BYTES, 0
+            if len(body) == BITMAP_BYTES + len(node.data):     # every slot present
+                node.data[:] = body[BITMAP_BYTES:]
+                pos, present = len(body), 0
             while present:
                 if present & 1:
                     node.data[i * slot:(i + 1) * slot] = body[pos:pos + slot]
