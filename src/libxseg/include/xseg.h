@@ -164,6 +164,8 @@ int xseg_get_requests(struct xseg *seg, int portno, uint64_t datalen,
 int xseg_put_request(struct xseg *seg, int portno, struct xseg_request *req);
 int xseg_put_requests(struct xseg *seg, int portno, struct xseg_request **reqs, int n);
 int xseg_resize_data(struct xseg *seg, struct xseg_request *req, uint64_t datalen);
+int xseg_prep_request(struct xseg *seg, struct xseg_request *req, const char *target,
+		      uint32_t targetlen, uint64_t datalen);
 int xseg_set_target(struct xseg_request *req, const char *target, uint32_t len);
 char *xseg_req_data(struct xseg *seg, struct xseg_request *req);
 struct xseg_request *xseg_req_by_idx(struct xseg *seg, uint32_t idx);

@@ -112,6 +112,20 @@ static int take_reqs(struct xseg *seg, int portno, struct xport *p,
 	return got;
 }
 
+/* Put back requests a get could not give a buffer, keeping the heap's error. */
+static int give_back(struct xseg *seg, int portno, struct xseg_request **reqs, int n)
+{
+	int e = errno;
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "%s", xseg_errmsg());
+	for (int i = 0; i < n; i++) {
+		reqs[i]->path_len = 0;
+		xseg_put_request(seg, portno, reqs[i]);
+	}
+	return xerr(e, "%s", msg);
+}
+
 int xseg_get_requests(struct xseg *seg, int portno, uint64_t datalen,
 		      struct xseg_request **reqs, int n)
 {
@@ -123,23 +137,22 @@ int xseg_get_requests(struct xseg *seg, int portno, uint64_t datalen,
 	if (datalen > seg->hdr->max_data)
 		return heap_alloc(seg, NULL, datalen);   /* reports EMSGSIZE */
 	got = take_reqs(seg, portno, p, reqs, n);
-	for (ok = 0; ok < got; ok++) {
-		if (heap_alloc(seg, reqs[ok], datalen))
-			break;
+	if (got < 0)
+		return -1;
+	for (ok = 0; ok < got && heap_alloc(seg, reqs[ok], datalen) == 0; ok++)
 		reset(reqs[ok], portno, datalen);
-	}
-	if (ok < got) {
-		int e = errno;
-		char msg[256];
+	if (ok < got)
+		give_back(seg, portno, reqs + ok, got - ok);
+	return ok ? ok : -1;
+}
 
-		strncpy(msg, xseg_errmsg(), sizeof(msg) - 1);
-		msg[sizeof(msg) - 1] = 0;
-		for (int i = ok; i < got; i++)
-			xseg_put_request(seg, portno, reqs[i]);
-		if (ok == 0)
-			return xerr(e, "%s", msg);
-	}
-	return got < 0 ? -1 : ok;
+/* Name the target and size the data of a request in hand. */
+int xseg_prep_request(struct xseg *seg, struct xseg_request *req, const char *target,
+		      uint32_t targetlen, uint64_t datalen)
+{
+	if (xseg_set_target(req, target, targetlen))
+		return -1;
+	return xseg_resize_data(seg, req, datalen);
 }
 
 struct xseg_request *xseg_get_request(struct xseg *seg, int portno, uint64_t datalen)

@@ -8,14 +8,13 @@ static void test_round_trip(struct xseg *seg)
 {
 	struct xseg_request *r, *got[4];
 
-	r = xseg_get_request(seg, 1, 5);
-	CHECK(r);
+	r = xseg_get_request(seg, 1, 0);
+	CHECK(r && xseg_prep_request(seg, r, "vol1", 4, 5) == 0 && r->datalen == 5);
 	r->op = X_WRITE;
 	r->offset = 4096;
 	r->size = 5;
 	r->flags = XF_FUA;
 	memcpy(xseg_req_data(seg, r), "hello", 5);
-	CHECK(xseg_set_target(r, "vol1", 4) == 0);
 	CHECK(xseg_pending(seg, 2) == 0);
 	CHECK(xseg_submit(seg, 1, 2, r) == 0);
 	CHECK(xseg_pending(seg, 2) == 1);
