@@ -79,13 +79,22 @@ def test_frontend_sets_the_graph_attributes_and_secrets():
     assert "systemctl enable archipelago-frontend-setup.service" in post
 
 
-@pytest.mark.parametrize("node, role", [("archipelago-nas", "nas"), ("archipelago-vm", "compute"),
-                                        ("archipelago", "frontend")])
+@pytest.mark.parametrize("node, role", [("archipelago-nas", "nas"), ("archipelago-vm", "compute")])
 def test_config_written_by_rocks_report_per_appliance(node, role):
     tree = ET.parse(ROOT / f"nodes/{node}.xml")
     evals = ["".join(e.itertext()) for e in tree.iter("eval")]
     assert any("rocks report host archipelago" in e and f"role={role}" in e for e in evals)
     assert any(v.get("name") == "Node_Hostname" for v in tree.iter("var"))
+
+
+def test_frontend_config_names_the_broker_by_the_frontends_private_name():
+    tree = ET.parse(ROOT / "nodes/archipelago.xml")
+    files = [f for f in tree.iter("file") if f.get("name") == "/etc/archipelago/archipelago.conf"]
+    assert len(files) == 1
+    text = ET.tostring(files[0], encoding="unicode")
+    assert re.search(r"url = amqp://archipelago@<var name=\"Kickstart_PrivateHostname\" />"
+                     r":5672/archipelago", text)
+    assert "password_file = /etc/archipelago/rabbitmq.secret" in text
 
 
 def test_every_catalog_package_has_a_spec():
