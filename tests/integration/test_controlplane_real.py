@@ -107,3 +107,20 @@ def test_nas_crash_keeps_exports_and_state(cluster):  # noqa: F811
         assert c.read(0, 16) == b"before the crash"
     js(cl, "remove", "host", "storagemap", NAS, "rv3")
     js(cl, "remove", "host", "storageimg", NAS, "pool", "rv3")
+
+
+@pytest.mark.skipif(ATTACHER != "kernel", reason="needs block devices (root, FUSE or nbd)")
+def test_unmap_of_a_device_in_use_fails_clearly(cluster):  # noqa: F811
+    cl = cluster
+    [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv4", C0, "16M")
+    fd = os.open(row["device"], os.O_RDONLY)
+    try:
+        r = cl.rocks("remove", "host", "storagemap", NAS, "rv4")
+        assert r.returncode != 0
+        assert f"compute node {C0}: {row['device']} is open by process {os.getpid()}" \
+            in r.stderr, r.stderr
+        assert js(cl, "list", "host", "storagemap", NAS)[0]["state"] == "mapped"
+    finally:
+        os.close(fd)
+    js(cl, "remove", "host", "storagemap", NAS, "rv4")
+    js(cl, "remove", "host", "storageimg", NAS, "pool", "rv4")
