@@ -62,14 +62,19 @@ def bench_transfer(node, work, size):
     make_image(img, size)
     t_cp = timed(lambda: process.run(["cp", img, copy], timeout=600))
     copy.unlink()
+    # import ends with a FLUSH (data durable); the fair anchor syncs its copy too
+    t_cps = timed(lambda: (process.run(["cp", img, copy], timeout=600),
+                           process.run(["sync", copy], timeout=600)))
+    copy.unlink()
     t_imp = timed(lambda: node.vlmc("import", "bench", img, timeout=600))
     t_exp = timed(lambda: node.vlmc("export", "bench", out, timeout=600))
     same = subprocess.run(["cmp", "-s", img, out]).returncode == 0
     mb = size / MiB
     print(f"{'1 GiB raw image' if size == GiB else f'{mb:.0f} MiB image'} (random data):")
     print(f"  cp              {t_cp:7.2f} s  {mb / t_cp:8.1f} MiB/s")
+    print(f"  cp + sync       {t_cps:7.2f} s  {mb / t_cps:8.1f} MiB/s")
     print(f"  vlmc import     {t_imp:7.2f} s  {mb / t_imp:8.1f} MiB/s  "
-          f"({t_imp / t_cp:.1f}x cp)")
+          f"({t_imp / t_cp:.1f}x cp, {t_imp / t_cps:.1f}x cp+sync; flushed)")
     print(f"  vlmc export     {t_exp:7.2f} s  {mb / t_exp:8.1f} MiB/s  "
           f"({t_exp / t_cp:.1f}x cp)  identical: {same}")
     for p in (img, out):

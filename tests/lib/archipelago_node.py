@@ -23,7 +23,9 @@ ROLES = ("blockerb", "blockerm", "mapperd", "vlmcd")
 
 
 class Node:
-    def __init__(self, root, name="nodea", shared=None, extra=""):
+    def __init__(self, root, name="nodea", shared=None, extra="", settings=None):
+        """settings: {section: {key: value}} merged into the generated config;
+        extra: raw text appended (new sections only)."""
         self.root = Path(root) / name
         self.name = name
         self.shared = Path(shared or Path(root) / "shared")
@@ -31,23 +33,20 @@ class Node:
         self.segment = f"archtest-{uuid.uuid4().hex[:10]}"
         self.conf = self.root / "archipelago.conf"
         self.root.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(f"""\
-[node]
-name = {name}
-run_dir = {self.run_dir}
-state_dir = {self.root / 'state'}
-log_dir = {self.root / 'log'}
-[XSEG]
-segment_name = {self.segment}
-segment_size = 128
-request_timeout = 60
-[blockerb]
-archip_dir = {self.shared / 'blocks'}
-[blockerm]
-archip_dir = {self.shared / 'maps'}
-[mapperd]
-lease_ttl = 10
-{extra}""")
+        sections = {
+            "node": {"name": name, "run_dir": self.run_dir, "state_dir": self.root / "state",
+                     "log_dir": self.root / "log"},
+            "XSEG": {"segment_name": self.segment, "segment_size": 128,
+                     "request_timeout": 60},
+            "blockerb": {"archip_dir": self.shared / "blocks"},
+            "blockerm": {"archip_dir": self.shared / "maps"},
+            "mapperd": {"lease_ttl": 10},
+        }
+        for sec, values in (settings or {}).items():
+            sections.setdefault(sec, {}).update(values)
+        text = "".join(f"[{sec}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+                       for sec, values in sections.items())
+        self.conf.write_text(text + extra)
 
     # -- commands -------------------------------------------------------------------
     def env(self):
