@@ -117,9 +117,14 @@ class VolumeEngine:
         return t, self._view(t)
 
     # -- holding volumes -------------------------------------------------------------------
-    def _hold(self, name, *, wait=False, timeout=None):
-        """Our VolumeState for `name`, taking its lease (waiting if asked)."""
-        st = self._held_state(name)
+    def _hold(self, name, *, wait=False, timeout=None, temporary=False):
+        """Our VolumeState for `name`, taking its lease (waiting if asked). A
+        `temporary` hold (one metadata operation) is given back at its end unless a
+        writer or open/lock has claimed the state meanwhile."""
+        with self._lock:
+            st = self._held_state(name)
+            if st is not None and not temporary:
+                st.temporary = False
         if st is not None:
             self._check(st, name)
             return st
@@ -128,6 +133,8 @@ class VolumeEngine:
         with self._lock:
             st = self._states.get(hdr["id"])
             if st is not None:
+                if not temporary:
+                    st.temporary = False
                 return st
             # Re-read: the previous holder may have changed it before releasing.
             hdr = self.catalog.header(hdr["id"], name)
@@ -135,6 +142,7 @@ class VolumeEngine:
                 self.locks.release(lease.name[len(fmt.LEASE_PREFIX):])
                 raise NotFound(f"volume {name} does not exist")
             st = self._states[hdr["id"]] = VolumeState(self.store, self.cache, hdr, lease)
+            st.temporary = temporary
             return st
 
     def _drop(self, vid, release=True):
@@ -152,8 +160,7 @@ class VolumeEngine:
     def _exclusive(self, name):
         """Hold `name` for a metadata operation: fail at once if another owner has it;
         give the lease back afterwards unless we held it before."""
-        before = self._held_state(name) is not None
-        st = self._hold(name)
+        st = self._hold(name, temporary=True)
         try:
             with st.lock:
                 self._check(st, name)
@@ -163,8 +170,9 @@ class VolumeEngine:
                     self._reload(st, e)
                     raise
         finally:
-            if not before and st.vid in self._states:
-                self._drop(st.vid)
+            with self._lock:
+                if st.temporary and self._states.get(st.vid) is st:
+                    self._drop(st.vid)
 
     def _reload(self, st, err=None):
         """After a failed update the in-memory map may be ahead of the store. If the
@@ -179,7 +187,10 @@ class VolumeEngine:
             st.hdr = hdr
 
     def _writable(self, name):
-        st = self._held_state(name)
+        with self._lock:
+            st = self._held_state(name)
+            if st is not None:
+                st.temporary = False       # a writer keeps the lease
         if st is None:
             hdr = self.catalog.lookup(name)
             if hdr.get("read_only"):
@@ -258,6 +269,7 @@ class VolumeEngine:
             h = st.hdr
             if h.get("read_only"):
                 raise ReadOnly(f"{name} is a read-only image; it needs no snapshot")
+            self.store.flush()             # a snapshot is a flush point for its data
             if any(r["name"] == snap for r in h["snapshots"]):
                 raise Exists(f"snapshot {name}@{snap} already exists")
             h["snapshots"].append({"name": snap, "root": h["root"], "depth": h["depth"],
@@ -331,7 +343,13 @@ class VolumeEngine:
 
     # -- information ----------------------------------------------------------------------
     def info(self, spec):
-        t, view = self.view(spec)
+        t = self._resolve(spec)
+        lock = t.state.lock if t.state is not None else contextlib.nullcontext()
+        with lock:
+            return self._info(t, spec)
+
+    def _info(self, t, spec):
+        view = self._view(t)
         h = t.hdr
         osize = h["object_size"]
         others = self._sibling_views(t)

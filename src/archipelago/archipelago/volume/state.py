@@ -22,6 +22,7 @@ class VolumeState:
         self.lock = threading.RLock()
         self.mutable = {}                  # uid -> Node private to the current generation
         self.owner = unhex(hdr["id"])
+        self.temporary = False             # held for one metadata operation only
 
     @property
     def vid(self):
