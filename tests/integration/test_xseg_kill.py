@@ -141,7 +141,8 @@ def test_sigterm_finishes_work_then_unbinds(seg, peers, tmp_path):
     peer = peers(threads=1)
     with Endpoint(seg) as client:
         slow = client.submit(PORT, Op.WRITE, "slow", data=b"abc", flags=0x100)
-        time.sleep(0.2)
+        while seg.port_info(PORT)["accepted"] == 0:   # in the handler now
+            time.sleep(0.01)
         assert peer.kill(signal.SIGTERM) == 0     # graceful: exit code 0
         with slow.result(timeout=30) as rep:      # the request it held was finished
             assert bytes(rep.data) == b"ABC"

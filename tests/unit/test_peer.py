@@ -4,6 +4,7 @@ import errno
 import itertools
 import os
 import threading
+import time
 
 import pytest
 
@@ -178,6 +179,8 @@ def test_unbound_port_and_close(seg, client):
         client.submit(7, Op.INFO, "x")
     s = Slow(seg, [PORT], nr_threads=1).start()
     p = client.submit(PORT, Op.READ, "x", datalen=1, size=1)
+    while seg.port_info(PORT)["accepted"] == 0:
+        time.sleep(0.01)
     s.gate.set()
     s.close()                    # finishes what it holds, then unbinds
     with p.result(timeout=30):
@@ -197,3 +200,18 @@ def test_close_fails_waiters(seg):
     s.gate.set()
     s.close()
     assert seg.info()["pool_free"] == seg.info()["nr_reqs"]
+
+
+def test_failing_callback_does_not_kill_the_loop(peer, client):
+    seen = []
+
+    def bad(reply):
+        seen.append(reply.serviced)
+        raise RuntimeError("callback bug")
+
+    p = client.submit(PORT, Op.INFO, "obj", callback=bad)
+    with p.result(timeout=30) as rep:
+        assert rep.serviced == 42
+    assert seen == [42]
+    with client.call(PORT, Op.INFO, "obj", timeout=30) as rep:   # the loop lives on
+        assert rep.serviced == 42

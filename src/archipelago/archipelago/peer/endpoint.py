@@ -112,7 +112,10 @@ class Endpoint:
                 if pend.abandoned:
                     self.port.put(req)
                     continue
-            pend._complete(Reply(self.port, req))
+            try:
+                pend._complete(Reply(self.port, req))
+            except Exception:
+                log.exception("%s: reply callback failed", self.name)
 
     # -- server side (Peer overrides) --
     def _on_requests(self, port, reqs):
@@ -148,24 +151,34 @@ class Endpoint:
         return busy
 
     def _loop(self):
-        last_check = time.monotonic()
-        try:
-            while not self._stopping:
-                if self._poll():
-                    continue
-                tok = self.port.prepare_wait()
-                if self._stopping or any(p.pending() for p in self.ports):
-                    self.port.cancel_wait()
-                    continue
-                woken = self.port.wait_token(tok, IDLE_CHECK)
-                now = time.monotonic()
-                if not woken or now - last_check > IDLE_CHECK:
-                    # a peer that died leaves our requests unanswered: recover it
-                    last_check = now
-                    self.segment.check()
-        except xseg.XsegError as e:
-            if not self._stopping:
-                log.error("%s: loop stopped: %s", self.name, e)
+        """Poll, else sleep on the port's signal; never dies of one bad request."""
+        self._last_check = time.monotonic()
+        while not self._stopping:
+            try:
+                if not self._poll():
+                    self._sleep()
+                self._check_peers()
+            except xseg.PortUnbound:
+                break                   # closed under us: nothing left to serve
+            except Exception:
+                log.exception("%s: error in the request loop (continuing)", self.name)
+                time.sleep(0.01)
+
+    def _sleep(self):
+        tok = self.port.prepare_wait()
+        if self._stopping or any(p.pending() for p in self.ports):
+            self.port.cancel_wait()     # work arrived since the last poll
+            return
+        if not self.port.wait_token(tok, IDLE_CHECK):
+            self._last_check = 0.0      # idle for a while: look for dead peers now
+
+    def _check_peers(self):
+        """A peer that died leaves our requests unanswered: recover its ports (its
+        requests then fail back to us).  At most once per IDLE_CHECK seconds."""
+        now = time.monotonic()
+        if now - self._last_check >= IDLE_CHECK:
+            self._last_check = now
+            self.segment.check()
 
     def stop(self):
         """Ask the loop to stop (safe from a signal handler)."""

@@ -79,9 +79,11 @@ class Pending:
 
     def _complete(self, reply):
         self._reply = reply
-        if self.callback is not None:
-            self.callback(reply)
-        self._done.release()
+        try:
+            if self.callback is not None:
+                self.callback(reply)
+        finally:
+            self._done.release()    # a failing callback must not strand a waiter
 
     def _fail(self, error):
         """No reply will ever come (the endpoint closed): result() raises error."""
