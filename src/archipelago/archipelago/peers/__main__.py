@@ -9,7 +9,6 @@ import argparse
 import logging
 import os
 import sys
-import threading
 
 from .. import config as C
 from .. import log as _log
@@ -72,11 +71,10 @@ def main(argv=None):
     except ArchipelagoError as e:
         print(f"{args.role}: error: {e}", file=sys.stderr)
         return e.exit_code
-    stop = threading.Event()
     pidfile = PidFile(node.run_dir / f"{role.name}.pid")
     try:
         from .runtime import run_role
-        run_role(cfg, xseg, role, node.name, ready=pidfile.write, stop=stop)
+        run_role(cfg, xseg, role, node.name, ready=pidfile.write)
     except ArchipelagoError as e:
         log.error("%s (%s) failed: %s", role.name, role.type, e)
         return e.exit_code

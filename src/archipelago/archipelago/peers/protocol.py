@@ -35,7 +35,7 @@ XF_NOSYNC, XF_FLUSH, XF_FUA, XF_FORCE = 1, 2, 4, 8
 XF_CALL = 1 << 8
 
 _HDR = struct.Struct("<I")
-CALL_REPLY_CAP = 64 << 10      # first guess for a call's reply; retried if larger
+CALL_REPLY_CAP = 64 << 10      # room for a call's reply (peers grow it if need be)
 
 
 def pack(header, payload=b""):

@@ -42,9 +42,8 @@ def _role_peer_class():
     return RolePeer
 
 
-def run_role(cfg, xseg_cfg, role, node_name, ready, stop):
-    """Serve `role` until SIGTERM/SIGINT (`stop` is the caller's flag, unused: the
-    framework installs its own handlers)."""
+def run_role(cfg, xseg_cfg, role, node_name, ready):
+    """Serve `role` until SIGTERM/SIGINT; `ready()` once its ports are bound."""
     import xseg
 
     from ..peer import serve_forever

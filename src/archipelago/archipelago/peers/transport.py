@@ -57,42 +57,22 @@ class Transport:
     def call(self, port, op, method, target="", payload=b"", flags=0, **args):
         """An envelope call: returns (result header, payload bytes)."""
         env = P.pack({"m": method, **args}, payload)
-        cap = P.CALL_REPLY_CAP
-        while True:
-            try:
-                rep = self.request(port, op, target, flags=flags | P.XF_CALL, data=env,
-                                   size=len(env), reply_cap=cap)
-            except ArchipelagoError as e:
-                need = getattr(e, "needed", 0)
-                if need > cap:          # reply did not fit: retry with room for it
-                    cap = need
-                    continue
-                raise
-            header, body = P.unpack(rep.data)
-            return header, bytes(body)
+        rep = self.request(port, op, target, flags=flags | P.XF_CALL, data=env,
+                           size=len(env), reply_cap=P.CALL_REPLY_CAP)
+        header, body = P.unpack(rep.data)
+        return header, bytes(body)
 
     def close(self):
         pass
 
 
-class ReplyTooLarge(ArchipelagoError):
-    """A handler's reply did not fit the request buffer; `needed` says how much would."""
-
-    errno = 90  # EMSGSIZE
-
-    def __init__(self, needed):
-        super().__init__(f"reply of {needed} bytes does not fit")
-        self.needed = needed
-
-
 def serve(handler, req):
-    """Run `handler` on `req` and turn its result into a Reply (both transports)."""
+    """Run `handler` on `req` and turn its result into a Reply. Reply data may be
+    larger than the request's buffer (the framework grows the buffer in place)."""
     result = handler(req)
     if isinstance(result, int):
         return Reply(result)
-    if len(result) > len(req.buf):
-        raise ReplyTooLarge(len(result))
-    return Reply(len(result), result)
+    return Reply(len(result), bytes(result))
 
 
 class LocalTransport(Transport):
@@ -116,11 +96,7 @@ class LocalTransport(Transport):
         req = Request(op, target, offset, size, flags, mv, len(data))
         try:
             rep = serve(handler, req)
-        except ReplyTooLarge:
-            raise
         except ArchipelagoError as e:
             # Round-trip through errno + message exactly as a segment would.
             raise P.error_from(e.errno, str(e)) from None
-        if rep.data and not isinstance(rep.data, memoryview):
-            return Reply(rep.serviced, bytes(rep.data))
         return rep

@@ -163,10 +163,12 @@ class Vlmcd:
                 if e.errno not in PEER_GONE:
                     raise
                 now = time.monotonic()
-                deadline = deadline or now + self.retry_for
+                if deadline is None:
+                    deadline = now + self.retry_for
+                    log.warning("%s; retrying for up to %.0fs", e, self.retry_for)
                 if now >= deadline:
+                    log.error("giving up after %.0fs: %s", self.retry_for, e)
                     raise
-                log.warning("peer unavailable (%s); retrying", e)
                 time.sleep(RETRY_PAUSE)
 
     # -- mapperd calls -----------------------------------------------------------------
