@@ -7,6 +7,8 @@ clean exit; a pid file whose process is gone, or is not that role, is stale.
 The segment is created before the first role starts and destroyed when the last
 one stops, so the segment never outlives the node's peers.
 """
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -90,10 +92,22 @@ class Supervisor:
         return out
 
     # -- start ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _exclusive(self):
+        """One start/stop at a time per node (two operators, or a script and a human)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / ".supervisor.lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
     def start(self, name=None):
         """Start the selected roles in ORDER; returns the names started now."""
         selected = self.select(name)
         self._make_dirs()
+        with self._exclusive():
+            return self._start(selected)
+
+    def _start(self, selected):
         started = []
         if not segment.exists(self.xseg):
             segment.create(self.xseg, owner=self._drop_to())
@@ -164,8 +178,13 @@ class Supervisor:
     # -- stop -------------------------------------------------------------------
     def stop(self, name=None, timeout=STOP_TIMEOUT):
         """Stop the selected roles in reverse ORDER; returns the names stopped now."""
+        selected = self.select(name)
+        with self._exclusive():
+            return self._stop(selected, timeout)
+
+    def _stop(self, selected, timeout):
         stopped = []
-        for r in reversed(self.select(name)):
+        for r in reversed(selected):
             state, pid = self.pid_of(r.name)
             if state == "running":
                 terminate(pid, timeout)
@@ -179,7 +198,8 @@ class Supervisor:
 def is_role_process(pid, name):
     """True if `pid` is alive and is the peer process of role `name` (not a reused pid)."""
     try:
-        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
     except OSError:
         return False
     try:
