@@ -156,3 +156,18 @@ def test_nas_crash_mid_map_recovers(cluster, client):  # noqa: F811
         cluster.start_node(VM)
     wait_for(lambda: mapping_state(client, "crash") in ("mapped", "unmapped"),
              what="the map pending at the crash to settle")
+
+
+def test_wrong_password_and_vhost_are_clear(cluster, tmp_path):  # noqa: F811
+    base = cluster.url.rsplit("/", 1)[0]
+    user_host = base.split("@")[1]
+    for url, want in [(f"amqp://archipelago:wrong@{user_host}/archipelago",
+                       "refused the login"),
+                      (f"{base}/nosuchvhost", "denied access to the vhost")]:
+        conf = tmp_path / "fe.conf"
+        conf.write_text(f"[rabbitmq]\nurl = {url}\n")
+        c = Client(str(conf))
+        with pytest.raises(errors.Unavailable, match=want) as e:
+            c.call(NAS, "list", timeout=10)
+        assert "wrong" not in str(e.value)
+        c.close()

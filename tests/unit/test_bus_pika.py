@@ -57,3 +57,10 @@ def test_broker_url_password_file(tmp_path):
     assert broker_url(explicit) == "amqp://a:b@h/v"
     with pytest.raises(errors.ConfigError, match="amqp://"):
         broker_url(config.from_text("[rabbitmq]\nurl = http://h/\n"))
+
+
+def test_url_without_password_needs_the_file(tmp_path):
+    cfg = config.from_text(f"[rabbitmq]\nurl = amqp://arch@fe/archipelago\n"
+                           f"password_file = {tmp_path / 'absent'}\n")
+    with pytest.raises(errors.ConfigError, match="has no password"):
+        broker_url(cfg)

@@ -31,7 +31,9 @@ def broker_url(cfg):
         return sec.url
     pw_file = sec.password_file
     if not pw_file.exists():
-        return sec.url
+        raise ConfigError(f"{cfg.source}: [rabbitmq] url has no password and the password "
+                          f"file {pw_file} does not exist (set password_file, or put the "
+                          "password in the URL)")
     try:
         password = pw_file.read_text().strip()
     except OSError as e:

@@ -10,6 +10,10 @@ class BusError(Unavailable):
     """The broker cannot be reached or the connection/channel broke."""
 
 
+class BrokerRefused(BusError):
+    """The broker refused our login or vhost: retrying will not help."""
+
+
 class Unroutable(Unavailable):
     """A mandatory publish found no queue for its routing key (node unknown or gone)."""
 

@@ -12,9 +12,10 @@ import time
 import pika
 import pika.exceptions as pex
 
+from ..errors import ConfigError
 from .base import Bus, Delivery
 from .config import redact
-from .errors import BusError, ReplyTimeout, Unroutable
+from .errors import BrokerRefused, BusError, ReplyTimeout, Unroutable
 from .schema import (
     EXCHANGE,
     HEARTBEAT_EXCHANGE,
@@ -26,8 +27,9 @@ from .schema import (
 )
 
 log = logging.getLogger(__name__)
-# pika warns about every returned message; we turn returns into Unroutable and log them.
-logging.getLogger("pika.adapters.blocking_connection").setLevel(logging.ERROR)
+# pika logs (with tracebacks) every failure it also raises; this module turns each one
+# into a BusError that its caller reports once, so pika itself stays quiet.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 DIRECT_REPLY = "amq.rabbitmq.reply-to"
 # Everything pika raises when the socket, connection or channel goes away.
 _BROKEN = (pex.AMQPError, OSError, AttributeError)
@@ -37,7 +39,10 @@ class PikaBus(Bus):
     def __init__(self, url, *, amqp_heartbeat=30, connect_timeout=5.0,
                  backoff_min=0.2, backoff_max=10.0, tick=0.5):
         self.url = url
-        self._params = pika.URLParameters(url)
+        try:
+            self._params = pika.URLParameters(url)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"invalid RabbitMQ URL {redact(url)}: {e}") from None
         self._params.heartbeat = amqp_heartbeat
         self._params.blocked_connection_timeout = 30
         self._params.socket_timeout = connect_timeout
@@ -67,6 +72,15 @@ class PikaBus(Bus):
                 self._start_consumer(queue, handler)
             for handler in self._hb_handlers:
                 self._start_heartbeat_consumer(handler)
+        except (pex.ProbableAuthenticationError, pex.AuthenticationError):
+            self._drop()
+            raise BrokerRefused(f"RabbitMQ at {redact(self.url)} refused the login: check the "
+                           "user and password ([rabbitmq] url, password_file)") from None
+        except pex.ProbableAccessDeniedError:
+            self._drop()
+            raise BrokerRefused(f"RabbitMQ at {redact(self.url)} denied access to the vhost: "
+                           "check the vhost in [rabbitmq] url and the user's "
+                           "permissions") from None
         except _BROKEN as e:
             self._drop()
             raise BusError(f"cannot reach RabbitMQ at {redact(self.url)}: "
@@ -149,6 +163,12 @@ class PikaBus(Bus):
             raise Unroutable(f"no queue bound to {routing_key!r}") from None
         except pex.NackError:
             raise BusError(f"RabbitMQ refused the message to {routing_key!r}") from None
+        except pex.ChannelClosedByBroker as e:
+            self._drop()
+            if e.reply_code == 404:        # no exchange yet: no daemon ever connected
+                raise Unroutable(f"no queue bound to {routing_key!r} (exchange "
+                                 f"{exchange or '(default)'} does not exist)") from None
+            raise BusError(f"RabbitMQ closed the channel: {_why(e)}") from None
         except _BROKEN as e:
             self._drop()
             raise BusError(f"lost the RabbitMQ connection: {_why(e)}") from None
@@ -188,7 +208,7 @@ class PikaBus(Bus):
                 self.publish(routing_key, msg, reply_to=DIRECT_REPLY, correlation_id=cid,
                              expiration=timeout)
                 break
-            except Unroutable:
+            except (Unroutable, BrokerRefused):
                 raise
             except BusError:
                 if time.monotonic() + 0.5 > deadline:
