@@ -55,8 +55,9 @@ class Client:
         """Clone snapshot `source` ("VOL@SNAP") as writable volume `name`."""
         self._call("clone", name, source=source, size=size)
 
-    def snapshot(self, name, snap):
-        self._call("snapshot", name, snap=snap)
+    def snapshot(self, name, snap, guid=None):
+        """Take `name@snap`; `guid` sets its identity (archipelago.sync receive)."""
+        self._call("snapshot", name, snap=snap, **({"guid": guid} if guid else {}))
 
     def remove(self, spec):
         self._call("remove", spec)

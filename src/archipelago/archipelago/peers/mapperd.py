@@ -141,8 +141,8 @@ class Mapperd:
     def c_clone(self, name, source, size=None):
         self.eng.clone(source, name, size)
 
-    def c_snapshot(self, name, snap):
-        self.eng.snapshot(name, snap)
+    def c_snapshot(self, name, snap, guid=None):
+        self.eng.snapshot(name, snap, **({"guid": guid} if guid else {}))
 
     def c_remove(self, spec):
         self.eng.remove(spec)

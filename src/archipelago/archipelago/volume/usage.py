@@ -21,6 +21,7 @@ class VolumeInfo:
     id: str = ""
     epoch: int = 0
     created: float = 0.0
+    guid: str | None = None       # a snapshot's identity, unique across nodes (identity.py)
 
     def to_json(self):
         return asdict(self)
