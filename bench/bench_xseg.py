@@ -47,6 +47,8 @@ PEER_ECHO = """
         name = "echo"
         def write(self, req):
             return None                       # serviced = size
+        def info(self, req):
+            return 0
         def ping(self, req):
             done.set()
 
@@ -68,8 +70,9 @@ def run(args):
                 re.findall(r"^RESULT (\S+) ([\d.]+)", out.stdout, re.M))
 
 
-def python_echo(code, n, batch, *args, size=0):
-    """req/s of a Python echo process loaded by the C client, and its peak RSS."""
+def python_echo(code, n, batch, *args, size=0, latency=False):
+    """req/s of a Python echo process loaded by the C client, and its peak RSS
+    (and first, if asked, the wake-up latency of that peer while it sleeps)."""
     import xseg
     name = f"xsegbench-py-{os.getpid()}"
     seg = xseg.Segment.create(f"posix:{name}:4:8:64:12:4096")
@@ -77,11 +80,13 @@ def python_echo(code, n, batch, *args, size=0):
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
+        lat = run([BENCH, "latency", "-g", name, "-p", "2", "-n", "1000"]) if latency else {}
         res = run([BENCH, "client", "-g", name, "-p", "2", "-n", str(n), "-b", str(batch),
                    "-s", str(size)])
         rss = proc.stdout.readline().split()
         proc.wait(60)
-        return res[f"client_b{batch}"], int(rss[1]) if rss else 0
+        rate, rss = res[f"client_b{batch}"], int(rss[1]) if rss else 0
+        return (rate, rss, lat) if latency else (rate, rss)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -144,9 +149,12 @@ def main():
     line("raw binding loop (accept/respond_many)", rate, "req/s", 100_000)
     line("  its peak RSS", rss / 1024, "MiB")
     print("Python peer framework, 512-byte WRITEs, loaded by the C client (256 in flight):")
-    rate, rss = python_echo(PEER_ECHO, 300_000, 256, "0", size=512)
+    rate, rss, lat = python_echo(PEER_ECHO, 300_000, 256, "0", size=512, latency=True)
     line("handlers inline (nr_threads=0)", rate, "req/s", 100_000)
     line("  its peak RSS", rss / 1024, "MiB")
+    for k in ("p50", "p99"):
+        line(f"  wake-up round trip {k}, peer asleep (C client)", lat[f"wake_latency_{k}"],
+             "us")
     rate, rss = python_echo(PEER_ECHO, 100_000, 256, "2", size=512)
     line("2 worker threads", rate, "req/s")
     line("  its peak RSS", rss / 1024, "MiB")

@@ -1,7 +1,8 @@
 /* xseg benchmarks: ping-pong throughput and wake-up latency between processes.
  *
  *   xseg-bench pingpong [-n N] [-b BATCH]   fork a server, N requests, BATCH in flight
- *   xseg-bench latency  [-n N] [-i USEC]    one request at a time, the server asleep
+ *   xseg-bench latency  [-n N] [-i USEC] [-g SEG -p PORT]   one request at a time,
+ *                                           the server (ours, or a peer on SEG) asleep
  *   xseg-bench client -g SEG -p PORT [-n N] [-b BATCH] [-s BYTES]   load an existing peer
  *   xseg-bench server -g SEG -p PORT        echo on an existing segment until a PING
  *
@@ -95,6 +96,11 @@ static double drive(struct xseg *seg, int dst, long n, int batch, uint64_t dsize
 				die("no reply in 5 s");
 			continue;
 		}
+		for (int i = 0; i < m; i++)
+			if (r[i]->state != XS_SERVED) {   /* a benchmark of failures is no use */
+				fprintf(stderr, "xseg-bench: request failed: errno %d\n", r[i]->err);
+				exit(1);
+			}
 		xseg_put_requests(seg, CPORT, r, m);
 		inflight -= m;
 		done += m;
@@ -155,7 +161,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* One request at a time, after a pause long enough for the server to sleep. */
-static void latency(struct xseg *seg, long n, int pause_us)
+static void latency(struct xseg *seg, int dst, long n, int pause_us)
 {
 	double *lat = malloc(n * sizeof(double));
 	struct xseg_request *r;
@@ -167,13 +173,18 @@ static void latency(struct xseg *seg, long n, int pause_us)
 		r = xseg_get_request(seg, CPORT, 0);
 		if (!r)
 			die("get");
-		r->op = X_READ;   /* not PING: that stops the server */
-		if (xseg_submit(seg, CPORT, SPORT, r))
+		r->op = X_INFO;   /* not PING: that stops the server */
+		xseg_set_target(r, "lat", 3);
+		if (xseg_submit(seg, CPORT, dst, r))
 			die("submit");
 		while (xseg_receive(seg, CPORT, &r, 1) == 0)
 			if (xseg_wait_work(seg, CPORT, 5000) == 1)
 				die("no reply in 5 s");
 		lat[i] = (now() - t0) * 1e6;
+		if (r->state != XS_SERVED) {
+			fprintf(stderr, "xseg-bench: request failed: errno %d\n", r->err);
+			exit(1);
+		}
 		xseg_put_request(seg, CPORT, r);
 	}
 	qsort(lat, n, sizeof(double), cmp_double);
@@ -214,6 +225,13 @@ int main(int argc, char **argv)
 		xseg_unbind(seg, CPORT);
 		return 0;
 	}
+	if (!strcmp(mode, "latency") && segname) {
+		if (!(seg = xseg_join(segname)) || xseg_bind(seg, CPORT, "bench-client", 0) < 0)
+			die("join/bind");
+		latency(seg, port, n, pause_us);
+		xseg_unbind(seg, CPORT);
+		return 0;
+	}
 	if (!strcmp(mode, "server")) {
 		if (!segname || !(seg = xseg_join(segname)))
 			die("join (-g SEGMENT)");
@@ -233,7 +251,7 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "pingpong"))
 		printf("RESULT pingpong_b%d %.0f req/s\n", batch, drive(seg, SPORT, n, batch, dsize));
 	else
-		latency(seg, n, pause_us);
+		latency(seg, SPORT, n, pause_us);
 	stop_server(seg, SPORT);
 	waitpid(pid, NULL, 0);
 	xseg_destroy(name);
