@@ -17,6 +17,7 @@ from . import usage
 from .catalog import Catalog
 from .checks import check_object_size, check_range, check_size
 from .format import LEAF_ENTRIES, hexuid, new_uid
+from .identity import new_guid, snapshot_guid
 from .locks import LeaseKeeper
 from .mapping import CopyUp, Extent, chunk_mask, needs_update, read_extents, split
 from .state import VolumeState
@@ -262,7 +263,8 @@ class VolumeEngine:
         log.info("cloned %s from %s", name, source)
         return self.info(name)
 
-    def snapshot(self, name, snap):
+    def snapshot(self, name, snap, guid=None):
+        """Snapshot `name` as `name@snap`; `guid` gives it a known identity (sync)."""
         validate_name(name)
         validate_name(snap, "snapshot")
         with self._exclusive(name) as st:
@@ -274,7 +276,7 @@ class VolumeEngine:
                 raise Exists(f"snapshot {name}@{snap} already exists")
             h["snapshots"].append({"name": snap, "root": h["root"], "depth": h["depth"],
                                    "gen": h["gen"], "size": h["size"],
-                                   "created": time.time()})
+                                   "created": time.time(), "guid": new_guid(h, guid)})
             # One atomic header write: the snapshot appears and every node of the
             # head becomes shared (copied on first modification).
             h["gen"] += 1
@@ -363,7 +365,7 @@ class VolumeEngine:
             lock_owner=lease.owner if lease else None,
             lock_generation=lease.generation if lease else None,
             read_only=t.read_only, image=bool(h.get("image")), id=h["id"],
-            epoch=t.epoch, created=(t.rec or h)["created"])
+            epoch=t.epoch, created=(t.rec or h)["created"], guid=snapshot_guid(h, t.rec))
 
     def _sibling_views(self, t):
         h = t.hdr
