@@ -252,13 +252,13 @@ class VolumeEngine:
             raise Exists(f"volume {name} already exists")
         root = src.rec["root"] if src.rec else src.hdr["root"]
         depth = src.rec["depth"] if src.rec else src.hdr["depth"]
-        hdr = self._new_header(name, size, src.object_size, root=root, depth=depth,
+        hdr = self._new_header(name, src.size, src.object_size, root=root, depth=depth,
                                origin=source, origin_id=src.hdr["id"],
                                origin_snap=src.rec["name"] if src.rec else None)
-        need = fmt.depth_for(-(-size // src.object_size))
-        if need > depth:
-            # Only new root levels are written (O(levels)); the tree itself is shared.
-            VolumeState(self.store, self.cache, hdr, None).grow_depth(need)
+        if size > src.size:
+            # Before the name is claimed: new root levels if needed (O(levels); the
+            # tree itself stays shared) and zeros past the source's end.
+            self._grow(VolumeState(self.store, self.cache, hdr, None), size)
         self._publish(hdr)
         log.info("cloned %s from %s", name, source)
         return self.info(name)
@@ -312,19 +312,32 @@ class VolumeEngine:
                 raise ReadOnly(f"{name} is a read-only image")
             osize, old = h["object_size"], h["size"]
             if size < old:
+                # Commit first: what lies beyond the new end is invisible at once.
+                # Freeing it is cleanup; an interrupted cleanup is finished by a grow.
+                h["size"] = size
+                h["epoch"] += 1
+                st.save_header()
                 st.clear_from(-(-size // osize))
-                tail = size % osize
-                if tail:
-                    end = min(old, size - tail + osize)
-                    self._write_locked(st, size, bytes(end - size), False)
-            need = fmt.depth_for(-(-size // osize))
-            if need > h["depth"]:
-                st.grow_depth(need)
-            h["size"] = size
-            h["epoch"] += 1
-            st.save_header()
+            else:
+                self._grow(st, size)
         log.info("volume %s resized from %d to %d bytes", name, old, size)
         return self.info(name)
+
+    def _grow(self, st, size):
+        """Make [old size, size) read as zeros (it may hold what a shrink left), then
+        commit the new size with one header write."""
+        h = st.hdr
+        osize, old = h["object_size"], h["size"]
+        st.clear_from(-(-old // osize))
+        if old % osize and st.view().lookup(old // osize) is not None:
+            end = min(size, (old // osize + 1) * osize)
+            self._write_locked(st, old, bytes(end - old), False)
+        need = fmt.depth_for(-(-size // osize))
+        if need > h["depth"]:
+            st.grow_depth(need)
+        h["size"] = size
+        h["epoch"] += 1
+        st.save_header()
 
     def rename(self, old, new):
         validate_name(new)
