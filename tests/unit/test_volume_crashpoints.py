@@ -65,6 +65,8 @@ SCRIPT = [
     ("write", "e", SIZE * 2, pattern(8, 3000)),
     ("gc",),
     ("write", "d", 3 * OSIZE, pattern(7, 2 * OSIZE)),
+    ("remove", "e"),
+    ("gc",),
 ]
 
 

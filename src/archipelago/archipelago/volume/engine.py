@@ -188,6 +188,10 @@ class VolumeEngine:
             st.hdr = hdr
 
     def _writable(self, name):
+        if isinstance(name, str) and "@" in name:
+            split_snapshot(name)           # a bad name is still InvalidArgument
+            raise ReadOnly(f"{name} is a snapshot; snapshots are read-only")
+        validate_name(name)
         with self._lock:
             st = self._held_state(name)
             if st is not None:
@@ -403,7 +407,6 @@ class VolumeEngine:
         return t.epoch, out
 
     def map_write(self, name, offset, length):
-        validate_name(name)
         st = self._writable(name)
         with st.lock:
             self._check(st, name)
@@ -460,7 +463,6 @@ class VolumeEngine:
         return bytes(buf)
 
     def write(self, name, offset, data, fua=False):
-        validate_name(name)
         st = self._writable(name)
         with st.lock:
             self._check(st, name)
