@@ -114,6 +114,12 @@ def _start():
         _stop(cluster)
         shutil.rmtree(d, ignore_errors=True)
         require_service(False, f"one-node Ceph ({e})")
+    # If this test process dies without its teardown (a crash in a C extension, kill
+    # -9), a watchdog stops the cluster anyway: no Ceph daemon outlives the session.
+    subprocess.Popen(["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 2; "
+                      f"done; '{TOOL}' stop '{d}' >/dev/null 2>&1; rm -rf '{d}'"],
+                     env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cluster
 
 
