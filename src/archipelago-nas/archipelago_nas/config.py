@@ -2,8 +2,9 @@
 from archipelago.config import Option, Section, choice, integer, string, words
 
 NAS = Section("nas", "Storage-node daemon", [
-    Option("volumes", "memory", choice("memory", "engine"),
-           "volume service: 'engine' (volumes + NBD server) or 'memory' (tests, demo)"),
+    Option("volumes", "engine", choice("memory", "engine"),
+           "volume service: 'engine' (archipelago volumes + NBD exports) or 'memory' "
+           "(in-memory twin for tests; volumes vanish at restart)"),
     Option("map_timeout", 30, integer(1, 3600),
            "seconds a compute node has to attach (or detach) before the NAS rolls back"),
     Option("node_timeout", 3, integer(2, 100),

@@ -2,7 +2,7 @@
 from archipelago.config import Option, Section, choice
 
 VM = Section("vm", "Compute-node daemon", [
-    Option("attacher", "uri", choice("uri", "kernel", "memory"),
+    Option("attacher", "kernel", choice("uri", "kernel", "memory"),
            "how a mapped volume reaches VMs: 'kernel' (block device via archipelago_kernel), "
            "'uri' (the NBD URI itself, for QEMU/libvirt) or 'memory' (tests)"),
 ])

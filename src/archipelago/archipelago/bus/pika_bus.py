@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # into a BusError that its caller reports once, so pika itself stays quiet.
 logging.getLogger("pika").setLevel(logging.CRITICAL)
 DIRECT_REPLY = "amq.rabbitmq.reply-to"
+CONNECT_RETRY = 10.0          # seconds call() keeps trying to reach the broker
 # Everything pika raises when the socket, connection or channel goes away.
 _BROKEN = (pex.AMQPError, OSError, AttributeError)
 
@@ -200,7 +201,8 @@ class PikaBus(Bus):
 
     # -- RPC --
     def call(self, routing_key, msg, timeout):
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         cid = msg["request_id"]
         while True:
             try:
@@ -211,9 +213,10 @@ class PikaBus(Bus):
             except (Unroutable, BrokerRefused):
                 raise
             except BusError:
-                if time.monotonic() + 0.5 > deadline:
+                # The broker may be restarting: retry for a while, not the whole timeout.
+                if time.monotonic() + 0.5 > min(deadline, start + CONNECT_RETRY):
                     raise
-                time.sleep(0.5)       # the broker may be restarting
+                time.sleep(0.5)
         while cid not in self._replies:
             left = deadline - time.monotonic()
             if left <= 0:
