@@ -32,6 +32,8 @@ def test_map_list_unmap_table_and_json(rocks):
     rows = json.loads(rocks("list", "host", "storagemap", "nas-0-0", "output-format=json"))
     assert rows[0]["volume"] == "v1" and rows[0]["size"] == 10 << 30
     assert rows[0]["state"] == "mapped"
+    dev = rocks("list", "host", "storagedev", "compute-0-0")
+    assert "v1" in dev and dev.splitlines()[-1].startswith("compute-0-0: alive")
     assert rocks("remove", "host", "storagemap", "nas-0-0", "v1") == \
         "unmapped v1 from compute-0-0"
     assert json.loads(rocks("list", "host", "storagedev", "compute-0-0",

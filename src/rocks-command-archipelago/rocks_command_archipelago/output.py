@@ -7,16 +7,21 @@ from archipelago.units import format_size
 
 
 class Output:
-    def __init__(self, header, rows=(), message=None):
+    def __init__(self, header, rows=(), message=None, footer=None):
         self.header = list(header)
         self.rows = [list(r) for r in rows]
         self.message = message
+        self.footer = footer      # a line after the table (not in JSON)
 
     def as_json(self):
         return json.dumps([dict(zip(self.header, r, strict=True)) for r in self.rows],
                           indent=1, default=str)
 
     def as_table(self):
+        table = self._table()
+        return f"{table}\n{self.footer}" if self.footer else table
+
+    def _table(self):
         if not self.rows:
             return self.message or ""
         cells = [[h.upper() for h in self.header]] + [[_cell(c) for c in r] for r in self.rows]

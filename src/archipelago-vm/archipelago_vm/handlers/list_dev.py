@@ -8,6 +8,8 @@ FIELDS = {}
 
 def handle(ctx, f):
     rows = ctx.session.scalars(select(Device).order_by(Device.volume))
-    return {"host": ctx.node.name, "devices": [
+    hb = ctx.node.heartbeat_message()
+    return {"host": ctx.node.name, "capacity": hb["capacity"], "free": hb["free"],
+            "load": hb["load"], "version": hb["version"], "devices": [
         {"volume": d.volume, "nas": d.nas, "device": d.device, "uri": d.uri, "size": d.size,
          "read_only": d.read_only, "attached": d.attached} for d in rows]}

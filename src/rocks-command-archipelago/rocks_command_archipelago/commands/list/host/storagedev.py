@@ -1,6 +1,7 @@
 """rocks list host storagedev HOST
 
-The volumes attached on compute node HOST: device (or NBD URI), NAS, size, since."""
+The volumes attached on compute node HOST: device (or NBD URI), NAS, size, since;
+then whether HOST answered, its free space and load."""
 from ....command import Command as Base
 from ....command import host
 from ....output import Output, age, size
@@ -13,5 +14,7 @@ class Command(Base):
         r = self.call(a["host"], "list_dev", p, role="compute")
         rows = [[r["host"], d["volume"], d["nas"], d["device"], size(d["size"]),
                  d["read_only"], age(d["attached"])] for d in r["devices"]]
+        footer = (f"{r['host']}: alive (archipelago-vmd {r['version']}), free {size(r['free'])}"
+                  f" of {size(r['capacity'])}, load {r['load']}")
         return Output(["host", "volume", "nas", "device", "size", "read-only", "attached"],
-                      rows, f"no volumes attached on {r['host']}")
+                      rows, f"no volumes attached on {r['host']}", footer)
