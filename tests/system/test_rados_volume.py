@@ -169,3 +169,21 @@ def _replace_section(text, name, body):
         if not skip:
             out.append(line)
     return "\n".join(out) + "\n"
+
+
+def test_archipelago_conf_snippet(ceph_cluster):  # noqa: F811
+    """`tools/ceph-cluster archipelago-conf DIR` gives role sections a node accepts."""
+    from archipelago import config
+    from archipelago.peers.config import role
+
+    cfg = config.from_text(ceph_cluster.tool("archipelago-conf"))
+    for name in ("blockerb", "blockerm"):
+        r = role(cfg, name)
+        assert r.type == "rados" and r.opts.pool == ceph_cluster.pool
+        s = RadosStore.from_config(cfg, name)
+        try:
+            s.replace("probe", b"1")
+            assert s.get("probe") == b"1"
+            assert s.delete("probe")
+        finally:
+            s.close()
