@@ -204,3 +204,14 @@ def test_removing_a_snapshot_keeps_its_clones(node):
     v("remove", "base@gold")
     v("gc")
     assert v("export", "kid", "-").stdout[:MiB] == b"B" * MiB
+
+
+def test_import_over_data_writes_the_zeros_too(node, tmp_path):
+    node.vlmc("create", "reimp", "--size", "2")
+    node.vlmc("import", "reimp", "-", input=b"A" * (2 * MiB))
+    second = tmp_path / "second"
+    with open(second, "wb") as f:
+        f.seek(MiB)                     # a hole first: must not let the A's show through
+        f.write(b"B" * MiB)
+    node.vlmc("import", "reimp", second)
+    assert node.vlmc("export", "reimp", "-").stdout == second.read_bytes()
