@@ -169,3 +169,17 @@ def test_create_same_name_race(stores):
     assert results.count("ok") == 1 and results.count("Exists") == 3
     a.shutdown()
     b.shutdown()
+
+
+def test_migration_handover_with_version(engines):
+    a, b = engines
+    a.write("vol", 0, b"src")
+    seen = b.info("vol").lock_generation         # inquire
+    a.close("vol")                               # the source releases
+    b.lock("vol", version=seen)                  # the target takes exactly that one
+    assert a.info("vol").lock_owner == "host-b:mapperd"
+    b.close("vol")
+    a.lock("vol")                                # a third party slipped in
+    a.close("vol")
+    with pytest.raises(Busy, match="generation"):
+        b.lock("vol", version=seen)

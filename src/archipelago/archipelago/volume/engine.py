@@ -118,7 +118,7 @@ class VolumeEngine:
         return t, self._view(t)
 
     # -- holding volumes -------------------------------------------------------------------
-    def _hold(self, name, *, wait=False, timeout=None, temporary=False):
+    def _hold(self, name, *, wait=False, timeout=None, temporary=False, version=None):
         """Our VolumeState for `name`, taking its lease (waiting if asked). A
         `temporary` hold (one metadata operation) is given back at its end unless a
         writer or open/lock has claimed the state meanwhile."""
@@ -130,7 +130,8 @@ class VolumeEngine:
             self._check(st, name)
             return st
         hdr = self.catalog.lookup(name)
-        lease = self.locks.acquire(hdr["id"], name, wait=wait, timeout=timeout)
+        lease = self.locks.acquire(hdr["id"], name, wait=wait, timeout=timeout,
+                                   version=version)
         with self._lock:
             st = self._states.get(hdr["id"])
             if st is not None:
@@ -492,9 +493,12 @@ class VolumeEngine:
             self.store.flush()
             self._drop(st.vid)
 
-    def lock(self, name, wait=False):
+    def lock(self, name, wait=False, version=None):
+        """Take the volume lock. `version` (a lock_generation from info()): take it only
+        if nobody took it since -- the migration hand-over (inquire, the source
+        releases, acquire with the generation seen)."""
         validate_name(name)
-        self._hold(name, wait=wait)
+        self._hold(name, wait=wait, version=version)
         return self.info(name)
 
     def unlock(self, name, force=False):

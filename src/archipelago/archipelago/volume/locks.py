@@ -29,15 +29,21 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread = None
 
-    def acquire(self, vid, what, *, wait=False, timeout=None):
-        """Take (or renew) the lease of volume `vid`; Busy names the holder."""
+    def acquire(self, vid, what, *, wait=False, timeout=None, version=None):
+        """Take (or renew) the lease of volume `vid`; Busy names the holder.
+        `version`: only if the lease is still at that generation (migration hand-over:
+        the target inquires, the source releases, the target acquires with it)."""
         try:
             lease = self.store.lease_acquire(lease_name(vid), self.owner, self.ttl,
-                                             wait=wait, timeout=timeout)
+                                             wait=wait, timeout=timeout, version=version)
         except Fenced:
             raise
         except Busy:
             cur = self.store.lease_inquire(lease_name(vid))
+            if version is not None and (cur is None or cur.owner != self.owner):
+                at = f"at generation {cur.generation}, held by {cur.owner}" if cur else \
+                    "free at another generation"
+                raise Busy(f"volume {what}: lock is {at}, not generation {version}") from None
             holder = f"{cur.owner} (generation {cur.generation})" if cur else "another owner"
             raise Busy(f"volume {what} is locked by {holder}") from None
         with self._lock:
