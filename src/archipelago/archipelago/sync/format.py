@@ -1,0 +1,239 @@
+"""The sync stream, format version 1: framing, checksums, reader and writer.
+
+docs/streams.md is the reference; in short (all integers big-endian):
+
+    stream   = preamble begin record* end
+    preamble = "ARCHSYNC" u16 version u16 flags                       (12 bytes)
+    record   = head (32 bytes) digest (16 bytes) payload (payload_len bytes)
+    head     = u8 type, u8 flags, u16 0, u32 seq, u64 offset, u64 length,
+               u32 payload_len, u32 0
+    digest   = BLAKE2b-128(head || payload), personalised "archsync.rec.v1"
+
+Types: B begin (payload: the JSON header), D data (payload: `length` bytes at
+`offset`), Z zeros (`length` bytes at `offset` read as zeros; no payload), E end
+(payload: the JSON trailer). `seq` counts records from 0, without gaps.
+
+The whole-stream checksum is a chain over the records' digests, in order:
+chain = BLAKE2b-128(chain || digest), from BLAKE2b-128("", "archsync.chain1"),
+folding the B record of a fresh stream and every D and Z record. The trailer
+carries the chain and the counts, so a record lost, repeated or reordered in
+transit fails the stream even where each record is intact. A resumed stream
+starts with its own B record (not chained) and continues the chain and the
+counts from the resume token.
+"""
+import hashlib
+import json
+import struct
+
+from ..errors import ArchipelagoError
+
+MAGIC = b"ARCHSYNC"
+VERSION = 1
+PREAMBLE = struct.Struct(">8sHH")
+HEAD = struct.Struct(">BBHIQQII")
+DIGEST_SIZE = 16
+RECORD_HEAD = HEAD.size + DIGEST_SIZE          # 48
+MAX_PAYLOAD = 1 << 20                          # data records carry at most 1 MiB
+MAX_META = 1 << 20                             # JSON header/trailer limit
+
+BEGIN, DATA, ZERO, END = ord("B"), ord("D"), ord("Z"), ord("E")
+TYPE_NAMES = {BEGIN: "begin", DATA: "data", ZERO: "zero", END: "end"}
+_REC_PERSON = b"archsync.rec.v1"
+_CHAIN_PERSON = b"archsync.chain1"
+
+
+class StreamError(ArchipelagoError):
+    """A stream that cannot be applied (corrupt, truncated, wrong version)."""
+
+
+class StreamCorrupt(StreamError):
+    """A record failed its checksum, or the stream broke the format's rules."""
+
+
+class StreamTruncated(StreamError):
+    """The stream ended (or the connection broke) before its trailer."""
+
+
+def digest(head, payload=b""):
+    h = hashlib.blake2b(head, digest_size=DIGEST_SIZE, person=_REC_PERSON)
+    if payload:
+        h.update(payload)
+    return h.digest()
+
+
+def chain_start():
+    return hashlib.blake2b(b"", digest_size=DIGEST_SIZE, person=_CHAIN_PERSON).digest()
+
+
+def chain_next(chain, rec_digest):
+    return hashlib.blake2b(chain + rec_digest, digest_size=DIGEST_SIZE,
+                           person=_CHAIN_PERSON).digest()
+
+
+def dumps(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Counts:
+    """What a stream has carried so far: records chained, data and zero bytes, chain."""
+
+    __slots__ = ("chain", "data_bytes", "records", "zero_bytes")
+
+    def __init__(self, records=0, data_bytes=0, zero_bytes=0, chain=None):
+        self.records, self.data_bytes, self.zero_bytes = records, data_bytes, zero_bytes
+        self.chain = chain if chain is not None else chain_start()
+
+    def add(self, rtype, length, rec_digest):
+        self.records += 1
+        if rtype == DATA:
+            self.data_bytes += length
+        elif rtype == ZERO:
+            self.zero_bytes += length
+        self.chain = chain_next(self.chain, rec_digest)
+
+    def to_json(self):
+        return {"records": self.records, "data_bytes": self.data_bytes,
+                "zero_bytes": self.zero_bytes, "chain": self.chain.hex()}
+
+    @classmethod
+    def from_json(cls, d):
+        try:
+            return cls(int(d["records"]), int(d["data_bytes"]), int(d["zero_bytes"]),
+                       bytes.fromhex(d["chain"]))
+        except (KeyError, TypeError, ValueError):
+            raise StreamCorrupt("bad stream counts") from None
+
+    def copy(self):
+        return Counts(self.records, self.data_bytes, self.zero_bytes, self.chain)
+
+
+class Writer:
+    """Writes one stream to a binary file object. `before(n)` (the rate limiter)
+    runs before every n bytes are written; `counts` continues a resumed stream."""
+
+    def __init__(self, out, before=None, counts=None):
+        self.out = out
+        self.before = before or (lambda n: None)
+        self.counts = counts or Counts()
+        self.seq = 0
+        self.bytes = 0
+
+    def _put(self, rtype, offset, length, payload=b"", chained=True):
+        head = HEAD.pack(rtype, 0, 0, self.seq, offset, length, len(payload), 0)
+        d = digest(head, payload)
+        self.before(RECORD_HEAD + len(payload))
+        self.out.write(head + d)
+        if payload:
+            self.out.write(payload)
+        self.bytes += RECORD_HEAD + len(payload)
+        self.seq += 1
+        if chained:
+            self.counts.add(rtype, length, d)
+
+    def begin(self, header):
+        """The preamble and the B record. A resumed stream's B record (header["resume"]
+        set) takes the seq before the resume point and is not chained."""
+        pre = PREAMBLE.pack(MAGIC, VERSION, 0)
+        self.before(len(pre))
+        self.out.write(pre)
+        self.bytes += len(pre)
+        payload = dumps(header)
+        resume = header.get("resume")
+        if resume:
+            self.seq = resume["seq"] - 1
+            self._put(BEGIN, resume["offset"], 0, payload, chained=False)
+        else:
+            self.seq = 0
+            self._put(BEGIN, 0, 0, payload)
+
+    def data(self, offset, payload):
+        self._put(DATA, offset, len(payload), payload)
+
+    def zero(self, offset, length):
+        self._put(ZERO, offset, length)
+
+    def end(self):
+        trailer = self.counts.to_json()
+        self._put(END, 0, 0, dumps(trailer), chained=False)
+        self.out.flush()
+        return trailer
+
+
+class Record:
+    __slots__ = ("digest", "length", "offset", "payload", "seq", "type")
+
+    def __init__(self, rtype, seq, offset, length, payload, rec_digest):
+        self.type, self.seq, self.offset, self.length = rtype, seq, offset, length
+        self.payload, self.digest = payload, rec_digest
+
+    def json(self):
+        try:
+            obj = json.loads(bytes(self.payload))
+        except ValueError:
+            raise StreamCorrupt(f"record {self.seq}: bad JSON payload") from None
+        if not isinstance(obj, dict):
+            raise StreamCorrupt(f"record {self.seq}: JSON payload is not an object")
+        return obj
+
+
+class Reader:
+    """Reads and verifies records from a binary file object. `before(n)` (the rate
+    limiter) runs before n bytes are read. Raises StreamTruncated at a premature
+    end, StreamCorrupt on a bad checksum or a broken rule."""
+
+    def __init__(self, inp, before=None):
+        self.inp = inp
+        self.before = before or (lambda n: None)
+        self.seq = None
+        self.bytes = 0
+        self._buf = bytearray(MAX_PAYLOAD)
+
+    def _read(self, n, into=None):
+        self.before(n)
+        mv = memoryview(into if into is not None else bytearray(n))[:n]
+        got = 0
+        try:
+            while got < n:
+                k = self.inp.readinto(mv[got:])
+                if not k:
+                    break
+                got += k
+        except (ConnectionError, TimeoutError, OSError) as e:
+            raise StreamTruncated(f"stream broken after {self.bytes + got} bytes: "
+                                  f"{e.strerror or e}") from None
+        self.bytes += got
+        if got < n:
+            raise StreamTruncated(f"stream ended after {self.bytes} bytes, before its "
+                                  "trailer")
+        return mv
+
+    def preamble(self):
+        raw = bytes(self._read(PREAMBLE.size))
+        magic, version, _flags = PREAMBLE.unpack(raw)
+        if magic != MAGIC:
+            raise StreamCorrupt("not an archipelago sync stream (bad magic)")
+        if version != VERSION:
+            raise StreamCorrupt(f"stream format version {version} is not supported "
+                                f"(this node reads version {VERSION})")
+
+    def next(self):
+        """The next verified Record (its payload valid until the next call)."""
+        raw = self._read(RECORD_HEAD)
+        head, want = bytes(raw[:HEAD.size]), bytes(raw[HEAD.size:])
+        rtype, _fl, _r1, seq, offset, length, plen, _r2 = HEAD.unpack(head)
+        limit = MAX_PAYLOAD if rtype == DATA else MAX_META
+        if rtype not in TYPE_NAMES or plen > limit:
+            raise StreamCorrupt(f"record after #{self.seq}: bad record header")
+        payload = self._read(plen, self._buf if rtype == DATA else None) if plen else b""
+        got = digest(head, payload)
+        if got != want:
+            raise StreamCorrupt(f"record {seq} ({TYPE_NAMES[rtype]} at offset {offset}): "
+                                "checksum mismatch")
+        if (rtype == DATA and plen != length) or (rtype == ZERO and plen):
+            raise StreamCorrupt(f"record {seq}: payload length {plen} does not match "
+                                f"{length}")
+        if self.seq is not None and seq != self.seq + 1:
+            raise StreamCorrupt(f"record {seq} follows record {self.seq}: records "
+                                "missing or out of order")
+        self.seq = seq
+        return Record(rtype, seq, offset, length, payload, got)

@@ -1,0 +1,184 @@
+"""Receiving: verify every record, stage it, commit only after the trailer verifies.
+
+Records are checked as they arrive (checksum, sequence, ascending offsets inside
+the volume) and written to the job's staging volume (stage.py), a few writes in
+flight. Every CHECKPOINT_BYTES or CHECKPOINT_SECS the writes are drained and
+flushed and the job state records the next seq/offset, the counts and the chain:
+that is the "last committed point" a resume token names. When the stream breaks
+(EOF, a reset connection, a corrupt record) the job checkpoints what it has and
+raises Interrupted carrying the token; the target volume is untouched. A trailer
+that disagrees with what arrived aborts the job (nothing to resume from).
+"""
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import ArchipelagoError
+from . import format as F
+from .progress import Progress
+from .ratelimit import limiter
+from .stage import Job
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_BYTES = 64 << 20
+CHECKPOINT_SECS = 5.0
+DEPTH = 4
+_ZEROS = memoryview(bytes(F.MAX_PAYLOAD))
+
+
+class Interrupted(F.StreamError):
+    """The stream stopped before its end; `token` resumes it (`vlmc send --resume`)."""
+
+    def __init__(self, message, token):
+        super().__init__(f"{message}; resume with: vlmc send --resume {token}")
+        self.token = token
+        self.reason = message
+
+
+class _Applier:
+    """Writes verified records into the staging volume; tracks the durable point."""
+
+    def __init__(self, job, vol, counts, seq, offset):
+        self.job, self.vol = job, vol
+        self.pool = ThreadPoolExecutor(DEPTH)
+        self.inflight = deque()
+        self.counts = counts               # through the last record handed to apply()
+        self.seq, self.offset = seq, offset
+        self.since = 0
+        self.last = time.monotonic()
+        self.size = job.header["volume_size"]
+
+    def apply(self, rec):
+        if rec.offset < self.offset or rec.offset + rec.length > self.size:
+            raise F.StreamCorrupt(f"record {rec.seq}: range {rec.offset}+{rec.length} is "
+                                  f"out of order or beyond the volume ({self.size} bytes)")
+        if rec.type == F.DATA:
+            self._submit(self.vol.pwrite, bytes(rec.payload), rec.offset)
+        elif not self.job.full:          # a fresh volume reads zeros already
+            for off in range(rec.offset, rec.offset + rec.length, F.MAX_PAYLOAD):
+                n = min(F.MAX_PAYLOAD, rec.offset + rec.length - off)
+                self._submit(self.vol.pwrite, _ZEROS[:n], off)
+        self.counts.add(rec.type, rec.length, rec.digest)
+        self.seq, self.offset = rec.seq + 1, rec.offset + rec.length
+        self.since += rec.length
+        if self.since >= CHECKPOINT_BYTES or time.monotonic() - self.last > CHECKPOINT_SECS:
+            self.checkpoint()
+
+    def _submit(self, fn, *args):
+        while len(self.inflight) >= DEPTH:
+            self.inflight.popleft().result()
+        self.inflight.append(self.pool.submit(fn, *args))
+
+    def drain(self):
+        while self.inflight:
+            self.inflight.popleft().result()
+
+    def checkpoint(self):
+        self.drain()
+        self.vol.flush()
+        self.job.checkpoint(self.seq, self.offset, self.counts)
+        self.since, self.last = 0, time.monotonic()
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.inflight.clear()
+        self.vol.close()
+
+
+def _begin(reader):
+    reader.preamble()
+    rec = reader.next()
+    if rec.type != F.BEGIN:
+        raise F.StreamCorrupt("the stream does not start with a begin record")
+    header = rec.json()
+    if header.get("format") != F.VERSION:
+        raise F.StreamCorrupt(f"stream format {header.get('format')} is not supported")
+    r = header.get("resume")
+    if r is not None and (rec.seq != int(r.get("seq", -1)) - 1 or
+                          rec.offset != int(r.get("offset", -1))):
+        raise F.StreamCorrupt("the resumed stream's begin record is inconsistent")
+    if r is None and rec.seq != 0:
+        raise F.StreamCorrupt("the stream's begin record is not record 0")
+    return rec, header
+
+
+def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=None):
+    """Apply the stream read from binary file `inp` to `volume`; returns a stats dict.
+    Raises Interrupted (with a resume token) if the stream stops early."""
+    started = time.monotonic()
+    reader = F.Reader(inp, limiter(rate))
+    brec, header = _begin(reader)
+    job = Job.open(client, volume, header, state_dir, force)
+    counts = F.Counts.from_json(job.state["counts"])
+    if header.get("resume") is None:
+        counts.add(F.BEGIN, 0, brec.digest)
+        job.checkpoint(1, 0, counts)
+    ap = _Applier(job, client.volume(job.stage), counts.copy(), job.state["seq"],
+                  job.state["offset"])
+    bar = Progress(header["total"] - job.state["offset"] if header.get("resume") else
+                   header["total"], f"receive {volume}", progress)
+    try:
+        try:
+            trailer = _apply_all(reader, ap, bar)
+            ap.drain()
+        except (F.StreamTruncated, F.StreamCorrupt) as e:
+            _interrupt(ap, job, e)
+        finally:
+            bar.close()
+        try:
+            _verify(trailer, ap.counts, header)
+        except F.StreamCorrupt:
+            ap.close()
+            job.abort()
+            raise
+        ap.vol.flush()
+    finally:
+        ap.close()
+    job.commit()
+    secs = time.monotonic() - started
+    c = ap.counts
+    log.info("received %s@%s into %s: %d records, %d bytes on the wire in %.2fs",
+             header["volume"], header["to"]["name"], volume, c.records, reader.bytes, secs)
+    return {"volume": volume, "snapshot": header["to"]["name"],
+            "guid": header["to"]["guid"], "source": header["volume"],
+            "from": header["from"] and header["from"]["name"], "records": c.records,
+            "data_bytes": c.data_bytes, "zero_bytes": c.zero_bytes,
+            "wire_bytes": reader.bytes, "seconds": secs,
+            "resumed": header.get("resume") is not None}
+
+
+def _apply_all(reader, ap, bar):
+    while True:
+        rec = reader.next()
+        if rec.type == F.END:
+            return rec.json()
+        if rec.type == F.BEGIN:
+            raise F.StreamCorrupt(f"record {rec.seq}: a second begin record")
+        ap.apply(rec)
+        bar.update(rec.length)
+
+
+def _interrupt(ap, job, err):
+    """Make what arrived durable (as far as it was written) and raise Interrupted."""
+    try:
+        ap.checkpoint()
+    except ArchipelagoError as e:
+        log.warning("receive into %s: could not checkpoint after the interruption (%s); "
+                    "resuming from the previous checkpoint", job.volume, e)
+    log.warning("receive into %s interrupted at offset %d: %s", job.volume,
+                job.state["offset"], err)
+    raise Interrupted(f"{err}; {job.volume} is unchanged", job.token()) from None
+
+
+def _verify(trailer, counts, header):
+    mine = counts.to_json()
+    for key in ("records", "data_bytes", "zero_bytes", "chain"):
+        if trailer.get(key) != mine[key]:
+            raise F.StreamCorrupt(f"the stream's trailer does not match what arrived "
+                                  f"({key}: {trailer.get(key)} != {mine[key]}); nothing "
+                                  "was changed")
+    if mine["data_bytes"] + mine["zero_bytes"] != header["total"]:
+        raise F.StreamCorrupt(f"the stream carried {mine['data_bytes'] + mine['zero_bytes']}"
+                              f" bytes of {header['total']}; nothing was changed")

@@ -1,0 +1,231 @@
+"""Sending: VOL@SNAP [--from SNAP] as a stream of the changed bytes.
+
+The changed ranges come from the volume engine's diff (sub-object granularity:
+a 64 KiB write is a 64 KiB record, not a 4 MiB object). Each range is read from
+the snapshot through the node's peers, a few reads in flight, and written as D
+records of at most 1 MiB; runs of zeros become Z records (no payload). A full
+stream (no --from) covers the whole volume, mostly as Z records on a thin one.
+`--resume TOKEN` continues an interrupted stream from the receiver's last
+committed offset, with the chain and counts the token carries.
+"""
+import logging
+import socket
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import ArchipelagoError, InvalidArgument, NotFound
+from ..names import split_snapshot, validate_name
+from . import format as F
+from . import token as T
+from .progress import Progress
+from .ratelimit import limiter
+
+log = logging.getLogger(__name__)
+
+PIECE = F.MAX_PAYLOAD       # bytes per read / per D record at most
+ZERO_GRAIN = 64 << 10       # zero detection granularity inside a piece
+DEPTH = 4                   # reads in flight
+MAP_WINDOW = 1 << 30        # bytes of map asked for at once (full streams)
+_ZEROS = memoryview(bytes(PIECE))
+
+
+def snapshot_identity(client, vol, snap):
+    info = client.info(f"{vol}@{snap}")
+    guid = info.get("guid")
+    if not guid:
+        raise InvalidArgument(f"{vol}@{snap} has no identity (guid); this node's volume "
+                              "engine is too old for sync")
+    return {"name": snap, "guid": guid, "size": info["size"],
+            "created": info.get("created")}
+
+
+def _find_by_guid(client, vol, guid):
+    for snap in client.info(vol).get("snapshots") or []:
+        if client.info(f"{vol}@{snap}").get("guid") == guid:
+            return snap
+    raise NotFound(f"volume {vol} has no snapshot with identity {guid} (the token's base)")
+
+
+def _from_name(vol, from_snap):
+    if from_snap is None:
+        return None
+    if "@" in from_snap:
+        fvol, snap = split_snapshot(from_snap)
+        if fvol != vol:
+            raise InvalidArgument(f"--from {from_snap}: must be a snapshot of {vol}")
+        return snap
+    return validate_name(from_snap, "snapshot")
+
+
+class Plan:
+    """What a send will carry: the header, the [(offset, length, allocated)] segments
+    still to send, the counts a resumed stream continues from."""
+
+    def __init__(self, header, segments, counts):
+        self.header, self.segments, self.counts = header, segments, counts
+
+    @property
+    def total(self):
+        return self.header["total"]
+
+
+def plan(client, spec, from_snap=None, resume=None):
+    """The Plan for `spec` (VOL@SNAP), incremental from `from_snap`, or resuming `resume`
+    (a token)."""
+    vol, snap = split_snapshot(spec)
+    if snap is None:
+        raise InvalidArgument(f"send needs a snapshot (VOLUME@SNAP), not {spec}")
+    from_name = _from_name(vol, from_snap)
+    tok = T.decode(resume) if resume else None
+    to = snapshot_identity(client, vol, snap)
+    if tok is not None:
+        if tok["to"] != to["guid"]:
+            raise InvalidArgument(f"the resume token is for {tok['volume']}@{tok['to_name']}"
+                                  f" ({tok['to']}), not {spec} ({to['guid']})")
+        if from_name is None and tok["from"]:
+            from_name = _find_by_guid(client, vol, tok["from"])
+    base = snapshot_identity(client, vol, from_name) if from_name else None
+    if tok is not None and (base["guid"] if base else None) != tok["from"]:
+        raise InvalidArgument("the resume token's base does not match --from")
+    info = client.info(spec)
+    size = info["size"]
+    if base is not None:
+        segments = [(o, n, True) for o, n in client.diff(f"{vol}@{from_name}", spec)]
+    else:
+        segments = _allocated(client, spec, size)
+    total = sum(n for _, n, _ in segments)
+    header = {"format": F.VERSION, "volume": vol, "object_size": info["object_size"],
+              "volume_size": size, "from": base, "to": to, "total": total,
+              "sender": socket.gethostname(), "created": time.time(), "resume": None}
+    counts = None
+    if tok is not None:
+        start = int(tok["offset"])
+        segments = [(max(o, start), o + n - max(o, start), a) for o, n, a in segments
+                    if o + n > start]
+        counts = F.Counts.from_json(tok["counts"])
+        header["resume"] = {"seq": int(tok["seq"]), "offset": start,
+                            "counts": tok["counts"]}
+    return Plan(header, segments, counts)
+
+
+def _allocated(client, spec, size):
+    """[(offset, length, allocated)] covering the volume, from mapperd's map_read
+    (unwritten ranges need no reading: they are zeros). One call per MAP_WINDOW."""
+    out = []
+    for start in range(0, size, MAP_WINDOW):
+        n = min(MAP_WINDOW, size - start)
+        try:
+            r = client._call("map_read", spec, offset=start, length=n)
+        except ArchipelagoError:
+            return [(0, size, True)]          # an older mapperd: read everything
+        pos = start
+        for obj, _ooff, length in r["extents"]:
+            alloc = obj is not None
+            if out and out[-1][2] == alloc and out[-1][0] + out[-1][1] == pos:
+                out[-1] = (out[-1][0], out[-1][1] + length, alloc)
+            else:
+                out.append((pos, length, alloc))
+            pos += length
+    return out
+
+
+def _pieces(segments):
+    """(offset, length, read?) pieces of at most PIECE bytes (holes whole)."""
+    for off, n, alloc in segments:
+        if not alloc:
+            yield off, n, False
+            continue
+        end = off + n
+        while off < end:
+            k = min(PIECE - off % PIECE, end - off)
+            yield off, k, True
+            off += k
+
+
+def _zero_run(w, off, n, pending):
+    if pending and pending[0] + pending[1] == off:
+        pending[1] += n
+        return pending
+    if pending:
+        w.zero(*pending)
+    return [off, n]
+
+
+def _emit(w, off, buf, pending):
+    """Write `buf` (volume bytes at `off`) as D and Z records; `pending` is a Z run
+    [offset, length] not yet written (merged with adjacent zeros). Returns it."""
+    n = len(buf)
+    pos = 0
+    while pos < n:
+        k = min(ZERO_GRAIN - (off + pos) % ZERO_GRAIN, n - pos)
+        is_zero = buf[pos:pos + k] == _ZEROS[:k]
+        run = pos + k
+        while run < n:
+            k2 = min(ZERO_GRAIN, n - run)
+            if (buf[run:run + k2] == _ZEROS[:k2]) != is_zero:
+                break
+            run += k2
+        at = off + pos
+        if is_zero:
+            pending = _zero_run(w, at, run - pos, pending)
+        else:
+            if pending:
+                w.zero(*pending)
+                pending = None
+            w.data(at, buf[pos:run])
+        pos = run
+    return pending
+
+
+def send(client, spec, out, from_snap=None, resume=None, rate=None, progress=None):
+    """Write the stream for `spec` to binary file `out`; returns a stats dict."""
+    p = plan(client, spec, from_snap, resume)
+    w = F.Writer(out, limiter(rate), p.counts)
+    started = time.monotonic()
+    w.begin(p.header)
+    bar = Progress(sum(n for _, n, _ in p.segments), f"send {spec}", progress)
+    vol = client.volume(spec, readonly=True)
+    pool = ThreadPoolExecutor(DEPTH)
+    try:
+        inflight = deque()
+        pending = None
+        free = [bytearray(PIECE) for _ in range(DEPTH + 1)]
+
+        def retire():
+            nonlocal pending
+            fut, off, n, buf = inflight.popleft()
+            if fut is None:
+                pending = _zero_run(w, off, n, pending)
+            else:
+                fut.result()
+                pending = _emit(w, off, memoryview(buf)[:n], pending)
+                free.append(buf)
+            bar.update(n)
+
+        for off, n, alloc in _pieces(p.segments):
+            if not alloc:
+                inflight.append((None, off, n, None))
+                continue
+            while len(inflight) >= DEPTH or not free:
+                retire()
+            buf = free.pop()
+            inflight.append((pool.submit(vol.readinto, memoryview(buf)[:n], off),
+                             off, n, buf))
+        while inflight:
+            retire()
+        if pending:
+            w.zero(*pending)
+        trailer = w.end()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        vol.close()
+        bar.close()
+    secs = time.monotonic() - started
+    log.info("sent %s: %d records, %d data + %d zero bytes, %d bytes on the wire in "
+             "%.2fs", spec, trailer["records"], trailer["data_bytes"],
+             trailer["zero_bytes"], w.bytes, secs)
+    return {"spec": spec, "from": p.header["from"] and p.header["from"]["name"],
+            "records": trailer["records"], "data_bytes": trailer["data_bytes"],
+            "zero_bytes": trailer["zero_bytes"], "wire_bytes": w.bytes,
+            "total": p.total, "seconds": secs, "resumed": bool(resume)}

@@ -1,0 +1,330 @@
+"""A receive job: where a stream is staged, its checkpoints, its commit.
+
+The target volume does not change until the whole stream has verified. Records
+go to a staging volume next to it (`VOL.recv-XXXXXXXXXXXX`): a clone of the
+target's base snapshot for an incremental stream (O(1)), a new volume for a full
+one. The job's state (the stream header, the staging volume, the last committed
+record) is a small JSON file in the node's state directory, `STATE/sync/
+recv-VOL.json`, replaced atomically at every checkpoint; the resume token is made
+from it. The commit, once the trailer has verified:
+
+  incremental: copy diff(VOL@BASE, stage) into VOL (with --force also every range
+               VOL changed since BASE, and the snapshots after BASE are removed),
+               then snapshot VOL@TO with the sender's guid;
+  full:        rename the staging volume to VOL, snapshot VOL@TO.
+
+Each step can run again after a crash (the state file says "committing"), so a
+job ends committed or not at all; the staging volume is then removed.
+"""
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import ArchipelagoError, Exists, InvalidArgument, NotFound
+from ..names import validate_name
+from . import format as F
+from . import token as T
+
+log = logging.getLogger(__name__)
+
+COPY_PIECE = 1 << 20
+COPY_DEPTH = 4
+
+
+class BaseMismatch(ArchipelagoError):
+    """The stream does not apply to the target as it is (use --force to roll back)."""
+
+
+def stage_name(volume, to_guid):
+    tag = hashlib.blake2b(f"{volume}\0{to_guid}".encode(), digest_size=6).hexdigest()
+    return f"{volume[:64]}.recv-{tag}"
+
+
+def state_path(state_dir, volume):
+    return os.path.join(state_dir, f"recv-{volume}.json")
+
+
+def load_state(state_dir, volume):
+    try:
+        with open(state_path(state_dir, volume)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"receive state of {volume} is unreadable: {e}") from None
+
+
+def token_of(state):
+    h = state["header"]
+    return T.encode({"volume": h["volume"], "from": h["from"] and h["from"]["guid"],
+                     "from_name": h["from"] and h["from"]["name"], "to": h["to"]["guid"],
+                     "to_name": h["to"]["name"], "seq": state["seq"],
+                     "offset": state["offset"], "counts": state["counts"]})
+
+
+def _snapshots(client, volume):
+    """[(name, guid, size)] of `volume`'s snapshots, oldest first."""
+    out = []
+    for snap in client.info(volume).get("snapshots") or []:
+        i = client.info(f"{volume}@{snap}")
+        out.append((snap, i.get("guid"), i["size"]))
+    return out
+
+
+def _exists(client, name):
+    try:
+        client.info(name)
+        return True
+    except NotFound:
+        return False
+
+
+def _union(a, b):
+    out = []
+    for off, n in sorted(list(a) + list(b)):
+        if out and off <= out[-1][0] + out[-1][1]:
+            end = max(out[-1][0] + out[-1][1], off + n)
+            out[-1] = (out[-1][0], end - out[-1][0])
+        else:
+            out.append((off, n))
+    return out
+
+
+def copy_ranges(client, src, dst, ranges):
+    """Copy byte ranges from volume/snapshot `src` into volume `dst` (a few in flight)."""
+    sv, dv = client.volume(src, readonly=True), client.volume(dst)
+    pool = ThreadPoolExecutor(COPY_DEPTH)
+
+    def one(off, n):
+        buf = bytearray(n)
+        sv.readinto(buf, off)
+        dv.pwrite(buf, off)
+
+    try:
+        futs = []
+        for off, n in ranges:
+            for o in range(off, off + n, COPY_PIECE):
+                futs.append(pool.submit(one, o, min(COPY_PIECE, off + n - o)))
+                if len(futs) >= 2 * COPY_DEPTH:
+                    futs.pop(0).result()
+        for f in futs:
+            f.result()
+        dv.flush()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        sv.close()
+        dv.close()
+
+
+class Job:
+    """One receive into `volume`: open() checks the stream against the target and
+    prepares the staging volume; checkpoint() and commit() move it on."""
+
+    def __init__(self, client, volume, state_dir, state):
+        self.client, self.volume, self.state_dir, self.state = (client, volume,
+                                                                 state_dir, state)
+
+    # -- state -----------------------------------------------------------------------
+    @property
+    def header(self):
+        return self.state["header"]
+
+    @property
+    def stage(self):
+        return self.state["stage"]
+
+    @property
+    def full(self):
+        return self.header["from"] is None
+
+    def save(self):
+        os.makedirs(self.state_dir, exist_ok=True)
+        path = state_path(self.state_dir, self.volume)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.state, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def forget(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state_path(self.state_dir, self.volume))
+
+    def checkpoint(self, seq, offset, counts):
+        """Records before `seq` (everything below `offset`) are durable in the stage."""
+        self.state.update(seq=seq, offset=offset, counts=counts.to_json())
+        self.save()
+
+    def token(self):
+        return token_of(self.state)
+
+    # -- opening ----------------------------------------------------------------------
+    @classmethod
+    def open(cls, client, volume, header, state_dir, force=False):
+        validate_name(volume)
+        _check_header(header)
+        old = load_state(state_dir, volume)
+        if old is not None and old.get("phase") == "committing":
+            log.info("finishing the interrupted commit of %s@%s first", volume,
+                     old["header"]["to"]["name"])
+            cls(client, volume, state_dir, old).commit()
+            old = None
+        resume = header.get("resume")
+        if resume:
+            return cls._resume(client, volume, header, state_dir, old)
+        if old is not None:
+            log.warning("discarding the interrupted receive of %s@%s into %s",
+                        old["header"]["volume"], old["header"]["to"]["name"], volume)
+            cls(client, volume, state_dir, old).abort()
+        base = _check_target(client, volume, header, force)
+        job = cls(client, volume, state_dir, {
+            "v": 1, "volume": volume, "header": header, "phase": "receiving",
+            "stage": stage_name(volume, header["to"]["guid"]), "base": base,
+            "force": bool(force), "seq": 1, "offset": 0,
+            "counts": F.Counts().to_json()})
+        job.save()
+        job._make_stage()
+        return job
+
+    @classmethod
+    def _resume(cls, client, volume, header, state_dir, old):
+        r = header["resume"]
+        if old is None:
+            raise NotFound(f"no interrupted receive into {volume} to resume; send the "
+                           "whole stream again")
+        oh = old["header"]
+        if (oh["to"]["guid"], oh["from"] and oh["from"]["guid"]) != \
+                (header["to"]["guid"], header["from"] and header["from"]["guid"]):
+            raise InvalidArgument(f"the resumed stream ({header['to']['name']}) is not the "
+                                  f"one interrupted into {volume} ({oh['to']['name']})")
+        if int(r["offset"]) > old["offset"] or int(r["seq"]) > old["seq"]:
+            raise InvalidArgument(f"the resume token is ahead of what {volume} received "
+                                  f"(offset {r['offset']} > {old['offset']}); use the token "
+                                  f"from `vlmc receive {volume} --token`")
+        if not _exists(client, old["stage"]):
+            raise NotFound(f"the staging volume {old['stage']} is gone; send the whole "
+                           "stream again")
+        # An older token is fine: what follows it is sent again and overwrites the
+        # same bytes; the chain and counts continue from the token's.
+        old.update(seq=int(r["seq"]), offset=int(r["offset"]), counts=r["counts"])
+        job = cls(client, volume, state_dir, old)
+        job.save()
+        return job
+
+    def _make_stage(self):
+        c, h = self.client, self.header
+        if _exists(c, self.stage):
+            c.remove(self.stage)
+        if self.full:
+            c.create(self.stage, h["volume_size"], object_size=h["object_size"])
+            return
+        base = f"{self.volume}@{self.state['base']['name']}"
+        bsize = self.state["base"]["size"]
+        c.clone(base, self.stage, max(bsize, h["volume_size"]))
+        if h["volume_size"] < bsize:
+            c.resize(self.stage, h["volume_size"])
+
+    # -- ending -----------------------------------------------------------------------
+    def abort(self):
+        """Drop the staging volume and the state: the target never changed."""
+        with contextlib.suppress(NotFound):
+            self.client.remove(self.stage)
+        self.forget()
+
+    def commit(self):
+        self.state["phase"] = "committing"
+        self.save()
+        c, h, vol = self.client, self.header, self.volume
+        to = h["to"]
+        if any(g == to["guid"] for _, g, _ in _existing_snapshots(c, vol)):
+            log.info("%s@%s is already committed", vol, to["name"])
+        elif self.full:
+            if _exists(c, self.stage):
+                c.rename(self.stage, vol)
+            c.snapshot(vol, to["name"], guid=to["guid"])
+        else:
+            self._commit_incremental()
+        with contextlib.suppress(NotFound):
+            c.remove(self.stage)
+        self.forget()
+        log.info("received %s@%s into %s@%s", h["volume"], to["name"], vol, to["name"])
+
+    def _commit_incremental(self):
+        c, h, vol = self.client, self.header, self.volume
+        base = self.state["base"]
+        bspec = f"{vol}@{base['name']}"
+        snaps = _snapshots(c, vol)
+        names = [s for s, _, _ in snaps]
+        if base["name"] not in names:
+            raise BaseMismatch(f"{bspec} was removed during the receive")
+        newer = names[names.index(base["name"]) + 1:]
+        head = c.diff(bspec, vol)
+        if not self.state["force"] and (newer or head):
+            raise BaseMismatch(f"{vol} changed during the receive (since {bspec}); "
+                               "receive again with --force to roll it back")
+        size = h["volume_size"]
+        if c.info(vol)["size"] != size:
+            c.resize(vol, size)
+        ranges = [(o, min(n, size - o)) for o, n in _union(head, c.diff(bspec, self.stage))
+                  if o < size]
+        copy_ranges(c, self.stage, vol, ranges)
+        for snap in reversed(newer):
+            log.warning("--force: removing %s@%s (newer than the stream's base)", vol, snap)
+            c.remove(f"{vol}@{snap}")
+        c.snapshot(vol, h["to"]["name"], guid=h["to"]["guid"])
+
+
+def _existing_snapshots(client, volume):
+    try:
+        return _snapshots(client, volume)
+    except NotFound:
+        return []
+
+
+def _check_header(h):
+    try:
+        validate_name(h["volume"])
+        validate_name(h["to"]["name"], "snapshot")
+        if h["from"] is not None:
+            validate_name(h["from"]["name"], "snapshot")
+        int(h["volume_size"]), int(h["object_size"]), int(h["total"])
+    except (KeyError, TypeError, ValueError, ArchipelagoError) as e:
+        raise F.StreamCorrupt(f"bad stream header: {e}") from None
+
+
+def _check_target(client, volume, header, force):
+    """The base snapshot record {name, guid, size} for an incremental stream into
+    `volume` (None for a full one); BaseMismatch/Exists if it does not apply."""
+    to, frm = header["to"], header["from"]
+    if frm is None:
+        if _exists(client, volume):
+            raise Exists(f"volume {volume} exists; a full stream creates its volume (send "
+                         "incrementally with --from, or remove it first)")
+        return None
+    try:
+        snaps = _snapshots(client, volume)
+    except NotFound:
+        raise NotFound(f"volume {volume} does not exist; an incremental stream needs it "
+                       f"(with snapshot {frm['name']}); send a full stream first") from None
+    for name, guid, _ in snaps:
+        if guid == to["guid"]:
+            raise Exists(f"{volume}@{name} already is {header['volume']}@{to['name']}")
+        if name == to["name"]:
+            raise Exists(f"snapshot {volume}@{name} exists (and is another snapshot)")
+    match = [s for s in snaps if s[1] == frm["guid"]]
+    if not match:
+        newest = f"{volume}@{snaps[-1][0]}" if snaps else f"{volume} (no snapshots)"
+        raise BaseMismatch(f"the stream's base {header['volume']}@{frm['name']} is not a "
+                           f"snapshot of {volume}; its newest is {newest}")
+    name, guid, size = match[0]
+    if snaps[-1][1] != guid and not force:
+        raise BaseMismatch(f"the stream's base {volume}@{name} is not the newest snapshot "
+                           f"of {volume} ({snaps[-1][0]}); --force rolls {volume} back")
+    if not force and client.diff(f"{volume}@{name}", volume):
+        raise BaseMismatch(f"{volume} was modified since {volume}@{name}; --force rolls "
+                           "it back")
+    return {"name": name, "guid": guid, "size": size}
