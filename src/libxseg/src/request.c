@@ -1,4 +1,5 @@
 /* Requests: get/put, submit/accept, respond/receive, and reply routing. */
+#include <stdio.h>
 #include <string.h>
 #include "internal.h"
 
@@ -188,6 +189,9 @@ int xseg_put_requests(struct xseg *seg, int portno, struct xseg_request **reqs, 
 	for (i = 0; i < n; i++) {
 		if (held_by(seg, reqs[i], portno, "put"))
 			return -1;
+		if (reqs[i]->where == XW_SERVING)   /* someone waits for its reply */
+			return xerr(EINVAL, "put: request %u is being served by port %d; "
+				    "respond to it instead", reqs[i]->idx, portno);
 		mine += own_alloc(p, reqs[i], portno);
 	}
 	if (mine) {

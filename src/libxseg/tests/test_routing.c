@@ -19,6 +19,7 @@ static void test_round_trip(struct xseg *seg)
 	CHECK(xseg_submit(seg, 1, 2, r) == 0);
 	CHECK(xseg_pending(seg, 2) == 1);
 	CHECK(xseg_accept(seg, 2, got, 4) == 1 && got[0] == r);
+	CHECK_ERR(xseg_put_request(seg, 2, r) < 0, EINVAL);   /* must respond, not put */
 	CHECK(r->op == X_WRITE && r->src == 1 && r->dst == 2 && r->path_len == 1);
 	CHECK(memcmp(xseg_req_data(seg, r), "hello", 5) == 0 && r->flags == XF_FUA);
 	CHECK(memcmp(r->target, "vol1", 4) == 0 && r->targetlen == 4);
