@@ -108,3 +108,38 @@ def test_kill_9_during_writes_snapshots_and_gc(node):
         c.gc()
         for spec, expected in list(w.snaps.items())[:3]:  # gc kept what maps reference
             assert c.volume(spec).pread(SIZE, 0) == expected, spec
+
+
+def test_a_vlmcd_restart_is_a_pause_for_volume_io(node):
+    """Volume I/O is idempotent, so the client rides out a vlmcd kill -9 + restart
+    (and vlmcd rides out mapperd's and the blockers')."""
+    with node.client() as c:
+        c.create("steady", 4 * MiB, object_size=1 * MiB)
+        vol = c.volume("steady")
+        expected = bytearray(4 * MiB)
+        errors, stop, count = [], threading.Event(), [0]
+
+        def writer():
+            i = 0
+            try:
+                while not stop.is_set():
+                    off, b = (i % 64) * 65536, bytes([i % 250 + 1]) * 4096
+                    vol.pwrite(b, off)
+                    expected[off:off + 4096] = b
+                    i += 1
+            except Exception as e:
+                errors.append(e)
+            count[0] = i
+
+        t = threading.Thread(target=writer)
+        t.start()
+        for role in ("vlmcd", "mapperd", "blockerb", "vlmcd"):
+            time.sleep(0.5)
+            node.kill(role)
+            node.start(role)
+        time.sleep(0.5)
+        stop.set()
+        t.join(120)
+        assert not errors, errors
+        assert count[0] > 20
+        assert vol.pread(4 * MiB, 0) == bytes(expected)

@@ -23,6 +23,9 @@ from .errors import ReadOnly
 from .peers import config as PC
 from .peers import protocol as P
 from .peers.mapperd import OPS
+from .peers.transport import retrying
+
+RETRY_FOR = 30.0     # seconds volume I/O waits for a restarting vlmcd
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,14 @@ log = logging.getLogger(__name__)
 class Client:
     """Metadata and I/O of one node's volumes (see the module docstring)."""
 
-    def __init__(self, transport, port):
+    def __init__(self, transport, port, retry_for=RETRY_FOR):
         self.t = transport
         self.port = port
+        self.retry_for = retry_for
+
+    def _io(self, op, name, **fields):
+        # Volume I/O is idempotent: ride out a vlmcd restart instead of failing it.
+        return retrying(self.retry_for, self.t.request, self.port, op, name, **fields)
 
     def __enter__(self):
         return self
@@ -135,8 +143,7 @@ class Volume:
     def readinto(self, buf, offset):
         """Fill writable `buf` from `offset`; unwritten ranges read as zeros."""
         buf = memoryview(buf).cast("B")
-        self.client.t.request(self.client.port, P.X_READ, self.name, offset=offset,
-                              size=len(buf), out=buf)
+        self.client._io(P.X_READ, self.name, offset=offset, size=len(buf), out=buf)
         return len(buf)
 
     def pread(self, length, offset):
@@ -149,14 +156,14 @@ class Volume:
         if self.readonly:
             raise ReadOnly(f"{self.name} is read-only")
         data = memoryview(data).cast("B")
-        self.client.t.request(self.client.port, P.X_WRITE, self.name, offset=offset,
-                              size=len(data), data=data, flags=P.XF_FUA if fua else 0)
+        self.client._io(P.X_WRITE, self.name, offset=offset, size=len(data), data=data,
+                        flags=P.XF_FUA if fua else 0)
         return len(data)
 
     def flush(self):
         """Make every completed write durable (drains this node's writes to the volume)."""
         if not self.readonly:
-            self.client.t.request(self.client.port, P.X_FLUSH, self.name)
+            self.client._io(P.X_FLUSH, self.name)
 
     def trim(self, offset, length):
         """Advisory discard: the engine has no discard yet, so this keeps the data."""

@@ -13,7 +13,9 @@ A role handler is `handle(req) -> int | bytes`: an int is `serviced` (the data,
 if any, was written into req.buf in place, as READ does); bytes are the reply
 data. Raising ArchipelagoError fails the request with its errno and message.
 """
+import errno
 import logging
+import time
 from dataclasses import dataclass
 
 from ..errors import ArchipelagoError, Unavailable
@@ -64,6 +66,31 @@ class Transport:
 
     def close(self):
         pass
+
+
+# errnos meaning "the peer is not there (now)": nobody bound, or it died serving it
+PEER_GONE = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH}
+RETRY_PAUSE = 0.1
+
+
+def retrying(retry_for, fn, *args, **kw):
+    """fn(*args, **kw), retried for up to `retry_for` seconds while it fails because
+    its peer is gone (PEER_GONE: being restarted). For idempotent requests only."""
+    deadline = None
+    while True:
+        try:
+            return fn(*args, **kw)
+        except ArchipelagoError as e:
+            if e.errno not in PEER_GONE or retry_for <= 0:
+                raise
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + retry_for
+                log.warning("%s; retrying for up to %.0fs", e, retry_for)
+            if now >= deadline:
+                log.error("giving up after %.0fs: %s", retry_for, e)
+                raise
+            time.sleep(RETRY_PAUSE)
 
 
 def serve(handler, req):

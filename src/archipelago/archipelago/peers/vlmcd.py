@@ -20,25 +20,21 @@ see (the lock broken and taken by another host) is bounded by `map_cache_ttl`:
 the cache is trusted for that many seconds after mapperd last confirmed it, well
 inside the lease TTL.
 """
-import errno
 import logging
 import threading
-import time
 from collections import OrderedDict
 
 from .. import config as C
-from ..errors import ArchipelagoError, BackendError, Unsupported
+from ..errors import BackendError, Unsupported
 from . import protocol as P
 from .mapcache import MapCache
+from .transport import retrying
 
 log = logging.getLogger(__name__)
 
 MAP_CACHE_TTL = 5.0
 MAX_CACHED = 65536      # cached object mappings across all volumes (~10 MiB)
 RETRY_FOR = 30.0        # seconds idempotent requests are retried while a peer restarts
-RETRY_PAUSE = 0.1
-# errnos meaning "the peer is not there (now)": no one bound, died serving it
-PEER_GONE = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH}
 
 # [vlmcd] options (type = vlmcd), besides the common ones.
 OPTIONS = [
@@ -150,26 +146,12 @@ class Vlmcd:
         raise Unsupported(f"vlmcd: op {P.OP_NAMES.get(req.op, req.op)} is not served")
 
     def retrying(self, fn, *args, **kw):
-        """fn(*args, **kw), again while its peer is restarting (for at most retry_for s).
+        """fn(*args, **kw), again while its peer restarts (see transport.retrying).
 
         Only for idempotent requests -- MAPR, MAPW, geometry, object READ/WRITE,
         FLUSH -- so that a kill -9 and restart of mapperd or a blocker is a pause
         for the volume's users, not an I/O error."""
-        deadline = None
-        while True:
-            try:
-                return fn(*args, **kw)
-            except ArchipelagoError as e:
-                if e.errno not in PEER_GONE:
-                    raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.retry_for
-                    log.warning("%s; retrying for up to %.0fs", e, self.retry_for)
-                if now >= deadline:
-                    log.error("giving up after %.0fs: %s", self.retry_for, e)
-                    raise
-                time.sleep(RETRY_PAUSE)
+        return retrying(self.retry_for, fn, *args, **kw)
 
     # -- mapperd calls -----------------------------------------------------------------
     def mcall(self, method, target="", **args):
