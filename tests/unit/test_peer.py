@@ -215,3 +215,17 @@ def test_failing_callback_does_not_kill_the_loop(peer, client):
     assert seen == [42]
     with client.call(PORT, Op.INFO, "obj", timeout=30) as rep:   # the loop lives on
         assert rep.serviced == 42
+
+
+def test_closing_the_segment_closes_endpoints_first():
+    name = f"pytest-peer-{os.getpid()}-{next(_seq)}"
+    s = xseg.Segment.create(f"posix:{name}:8:16:16:12:512")
+    try:
+        p = Echo(s, [PORT], nr_threads=1).start()
+        c = Endpoint(s).start()              # both loops asleep on the segment
+        with c.call(PORT, Op.INFO, "obj", timeout=30):
+            pass
+        s.close()                            # must not pull the memory from under them
+        assert not p._thread.is_alive() and not c._thread.is_alive()
+    finally:
+        xseg.Segment.destroy(name)

@@ -1,5 +1,6 @@
 """Segment: create, join, inspect and destroy a shared-memory segment; bind ports."""
 import os
+import weakref
 
 from ._xseg import ffi, lib
 from .errors import SegmentExists, XsegError, last_error
@@ -40,6 +41,7 @@ class Segment:
         self._h = handle
         self.name = name
         self._ports = set()
+        self._users = weakref.WeakSet()
         self._cache = {}
 
     @classmethod
@@ -138,9 +140,20 @@ class Segment:
         infos = (self.port_info(i) for i in range(self.info()["nr_ports"]))
         return [p for p in infos if all or p["state"] != "free"]
 
+    def attach(self, user):
+        """Register an object with a close() (e.g. an endpoint whose thread waits on
+        our ports): close() closes it first, before the memory goes away."""
+        self._users.add(user)
+
+    def detach(self, user):
+        self._users.discard(user)
+
     def close(self):
+        """Close attached users, unbind our ports, unmap the segment."""
         if self._h is None:
             return
+        for user in list(self._users):
+            user.close()
         for port in list(self._ports):
             try:
                 port.close()

@@ -38,6 +38,8 @@ class Endpoint:
         self.port = self.ports[0]
         for p in self.ports[1:]:
             p.share_signal(self.port)   # one wait covers every port
+        # closing the segment first closes us: our loop must not wait on unmapped memory
+        segment.attach(self)
         self._pending = {}
         self._abandon_lock = threading.Lock()
         self._stopping = False
@@ -197,6 +199,7 @@ class Endpoint:
             self._thread.join()
         self._shutdown()
         self._unbind()
+        self.segment.detach(self)
         # the requests themselves went back with the ports; only the waiters remain
         for pend in list(self._pending.values()):
             pend._fail(Unavailable(f"{self.name} closed before the reply came"))
