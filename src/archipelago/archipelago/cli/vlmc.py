@@ -14,6 +14,7 @@ from .. import client as _client
 from ..errors import InvalidArgument
 from ..names import split_snapshot, validate_name
 from ..units import format_size, parse_size
+from . import sync as sync_cli
 from . import transfer
 from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
@@ -339,6 +340,7 @@ def _add_kernel_commands():
         main.add_command(cmd)
 
 
+sync_cli.register(main)   # vlmc send / vlmc receive (cli/sync.py)
 _add_kernel_commands()
 
 if __name__ == "__main__":
