@@ -4,8 +4,8 @@ URI implementations until the volume engine and NBD server are wired in."""
 import json
 
 import pytest
-from controlplane import cluster, rabbitmq  # noqa: F401
 
+pytest_plugins = ["rabbitmq", "controlplane"]
 pytestmark = pytest.mark.rabbitmq
 NODES = ("nas-0-0", ("compute-0-0", "compute-0-1"))
 
@@ -27,7 +27,7 @@ def js(cl, *words):
     return json.loads(ok(cl, *words, "output-format=json"))
 
 
-def test_map_list_unmap_delete(cluster):  # noqa: F811
+def test_map_list_unmap_delete(cluster):
     cl = cluster
     out = ok(cl, "add", "host", "storagemap", "nas-0-0", "pool", "vol1", "compute-0-0", "10G")
     assert "nbd://nas-0-0:10809/vol1" in out
@@ -53,7 +53,7 @@ def test_map_list_unmap_delete(cluster):  # noqa: F811
     assert "no volumes" in ok(cl, "list", "host", "storagemap", "nas-0-0")
 
 
-def test_mapped_elsewhere_is_refused(cluster):  # noqa: F811
+def test_mapped_elsewhere_is_refused(cluster):
     cl = cluster
     ok(cl, "add", "host", "storagemap", "nas-0-0", "pool", "volx", "compute-0-0", "1G")
     assert "already mapped on compute-0-0" in fails(
@@ -63,14 +63,14 @@ def test_mapped_elsewhere_is_refused(cluster):  # noqa: F811
     ok(cl, "remove", "host", "storageimg", "nas-0-0", "pool", "volx")
 
 
-def test_unroutable_compute_node(cluster):  # noqa: F811
+def test_unroutable_compute_node(cluster):
     err = fails(cluster, "add", "host", "storagemap", "nas-0-0", "pool", "v9", "compute-9-9",
                 "1G")
     assert "compute node compute-9-9 is unavailable" in err
     assert js(cluster, "list", "host", "storagemap", "nas-0-0") == []
 
 
-def test_attributes(cluster):  # noqa: F811
+def test_attributes(cluster):
     cl = cluster
     ok(cl, "set", "host", "storageattr", "nas-0-0", "img_pools", "pool,fast")
     assert js(cl, "list", "host", "storageattr", "nas-0-0") == [
@@ -85,7 +85,7 @@ def test_attributes(cluster):  # noqa: F811
                                                "colour", "red")
 
 
-def test_vm_nas_and_report(cluster):  # noqa: F811
+def test_vm_nas_and_report(cluster):
     cl = cluster
     ok(cl, "set", "host", "storageattr", "nas-0-0", "img_pools", "pool")
     ok(cl, "set", "host", "vm", "nas", "vm-1", "vm-2", "nas=nas-0-0")
@@ -100,14 +100,14 @@ def test_vm_nas_and_report(cluster):  # noqa: F811
     assert "name = compute-0-0" in out and password not in out
 
 
-def test_cluster_listing_shows_alive_nodes(cluster):  # noqa: F811
+def test_cluster_listing_shows_alive_nodes(cluster):
     rows = {r["host"]: r for r in js(cluster, "list", "host", "storagenode", "nas-0-0")}
     assert {"nas-0-0", "compute-0-0", "compute-0-1"} <= set(rows)
     assert all(rows[n]["alive"] for n in ("nas-0-0", "compute-0-0", "compute-0-1"))
     assert rows["compute-0-0"]["role"] == "compute" and rows["compute-0-0"]["free"] > 0
 
 
-def test_not_implemented_and_bad_input(cluster):  # noqa: F811
+def test_not_implemented_and_bad_input(cluster):
     cl = cluster
     assert "not implemented yet" in fails(cl, "add", "host", "storagemap", "nas-0-0", "pool",
                                           "v", "compute-0-0", "1G", "img_sync=yes")

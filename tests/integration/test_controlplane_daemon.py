@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from rabbitmq import rabbitmq  # noqa: F401
 
+pytest_plugins = ["rabbitmq"]
 pytestmark = pytest.mark.rabbitmq
 
 
@@ -30,7 +30,7 @@ def run(prog, c, *args):
                           text=True, timeout=60)
 
 
-def test_start_status_restart_stop(rabbitmq, tmp_path):  # noqa: F811
+def test_start_status_restart_stop(rabbitmq, tmp_path):
     c, rundir = conf(tmp_path, rabbitmq.url)
     pidfile = rundir / "archipelago-nasd.pid"
     assert run("archipelago-nasd", c, "status").returncode == 3
@@ -53,7 +53,7 @@ def test_start_status_restart_stop(rabbitmq, tmp_path):  # noqa: F811
     assert "started" in (rundir / "log" / "archipelago-nasd.log").read_text()
 
 
-def test_foreground_sigterm(rabbitmq, tmp_path):  # noqa: F811
+def test_foreground_sigterm(rabbitmq, tmp_path):
     c, rundir = conf(tmp_path, rabbitmq.url, "compute-3-0", "[vm]\nattacher = memory\n")
     p = subprocess.Popen([daemon_bin("archipelago-vmd"), "-c", str(c), "start",
                           "--foreground"], stderr=subprocess.PIPE, text=True)
@@ -76,7 +76,7 @@ def test_foreground_sigterm(rabbitmq, tmp_path):  # noqa: F811
     ("[nas]\nvolumez = memory\n", "unknown setting 'volumez'"),
     ("[database]\nurl = nosuchdb://x\n", "state database"),
 ])
-def test_bad_configuration_fails_at_start(rabbitmq, tmp_path, extra, want):  # noqa: F811
+def test_bad_configuration_fails_at_start(rabbitmq, tmp_path, extra, want):
     c, _ = conf(tmp_path, rabbitmq.url, extra=extra)
     r = run("archipelago-nasd", c, "start")
     assert r.returncode != 0 and want in r.stderr

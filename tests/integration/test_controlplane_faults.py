@@ -7,12 +7,12 @@ import uuid
 
 import pika
 import pytest
-from controlplane import cluster, rabbitmq  # noqa: F401
 
 from archipelago import errors
 from archipelago.bus import schema
 from rocks_command_archipelago.client import Client
 
+pytest_plugins = ["rabbitmq", "controlplane"]
 pytestmark = pytest.mark.rabbitmq
 NODES = ("nas-1-0", ("compute-1-0",))
 MAP_TIMEOUT = 6
@@ -20,7 +20,7 @@ NAS, VM = "nas-1-0", "compute-1-0"
 
 
 @pytest.fixture
-def client(cluster):  # noqa: F811
+def client(cluster):
     c = Client(str(cluster.frontend_conf()))
     yield c
     c.close()
@@ -91,7 +91,7 @@ def test_same_request_id_runs_once(client):
     (json.dumps({"v": 1, "action": "sync", "request_id": "x6"}).encode(),
      "not implemented yet"),
 ])
-def test_bad_messages_get_error_replies(cluster, client, body, want):  # noqa: F811
+def test_bad_messages_get_error_replies(cluster, client, body, want):
     for node in (NAS, VM):
         reply = raw_call(cluster.url, body, node)
         assert reply["status"] == "error" and re.search(want, reply["error"]), reply
@@ -99,7 +99,7 @@ def test_bad_messages_get_error_replies(cluster, client, body, want):  # noqa: F
     assert client.call(VM, "list_dev", role="compute")["status"] == "success"
 
 
-def test_frontend_timeout_when_nas_is_down(cluster, client):  # noqa: F811
+def test_frontend_timeout_when_nas_is_down(cluster, client):
     cluster.stop_node(NAS)
     try:
         with pytest.raises(errors.Timeout, match=rf"no reply from {NAS} within 2s: is "
@@ -113,7 +113,7 @@ def test_frontend_timeout_when_nas_is_down(cluster, client):  # noqa: F811
     assert mapping_state(client, "late") is None
 
 
-def test_compute_node_down_then_back(cluster, client):  # noqa: F811
+def test_compute_node_down_then_back(cluster, client):
     cluster.stop_node(VM)
     try:
         with pytest.raises(errors.Timeout):
@@ -130,7 +130,7 @@ def test_compute_node_down_then_back(cluster, client):  # noqa: F811
              what="the compute node to have nothing attached")
 
 
-def test_broker_restart_daemons_reconnect(cluster, client):  # noqa: F811
+def test_broker_restart_daemons_reconnect(cluster, client):
     client.call(NAS, "map", **map_args("b1"))
     client.close()
     cluster.broker.restart()
@@ -144,7 +144,7 @@ def test_broker_restart_daemons_reconnect(cluster, client):  # noqa: F811
     client.call(NAS, "unmap", volume="b2")
 
 
-def test_nas_crash_mid_map_recovers(cluster, client):  # noqa: F811
+def test_nas_crash_mid_map_recovers(cluster, client):
     cluster.stop_node(VM)
     try:
         with pytest.raises(errors.Timeout):
@@ -158,7 +158,7 @@ def test_nas_crash_mid_map_recovers(cluster, client):  # noqa: F811
              what="the map pending at the crash to settle")
 
 
-def test_wrong_password_and_vhost_are_clear(cluster, tmp_path):  # noqa: F811
+def test_wrong_password_and_vhost_are_clear(cluster, tmp_path):
     base = cluster.url.rsplit("/", 1)[0]
     user_host = base.split("@")[1]
     for url, want in [(f"amqp://archipelago:wrong@{user_host}/archipelago",

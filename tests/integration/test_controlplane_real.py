@@ -5,12 +5,12 @@ import json
 import os
 
 import pytest
-from controlplane import cluster, rabbitmq  # noqa: F401
 
 from archipelago import errors
 from archipelago.nbd.client import Client
 
 pytest.importorskip("archipelago.volume")
+pytest_plugins = ["rabbitmq", "controlplane"]
 pytestmark = pytest.mark.rabbitmq
 NODES = ("nas-2-0", ("compute-2-0", "compute-2-1"))
 NAS, C0, C1 = "nas-2-0", "compute-2-0", "compute-2-1"
@@ -62,7 +62,7 @@ def read(dev_or_uri, length, offset):
         return c.read(offset, length)
 
 
-def test_data_follows_the_volume_between_compute_nodes(cluster):  # noqa: F811
+def test_data_follows_the_volume_between_compute_nodes(cluster):
     cl = cluster
     [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv1", C0, "64M")
     dev = row["device"]
@@ -81,7 +81,7 @@ def test_data_follows_the_volume_between_compute_nodes(cluster):  # noqa: F811
     assert js(cl, "list", "host", "storagemap", NAS) == []
 
 
-def test_export_allows_only_the_mapped_host(cluster):  # noqa: F811
+def test_export_allows_only_the_mapped_host(cluster):
     cl = cluster
     [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv2", C0, "16M")
     assert row["uri"].startswith("nbd://127.0.0.1:")
@@ -91,7 +91,7 @@ def test_export_allows_only_the_mapped_host(cluster):  # noqa: F811
     js(cl, "remove", "host", "storageimg", NAS, "pool", "rv2")
 
 
-def test_nas_crash_keeps_exports_and_state(cluster):  # noqa: F811
+def test_nas_crash_keeps_exports_and_state(cluster):
     cl = cluster
     [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv3", C0, "16M")
     with Client.connect_uri(row["uri"]) as c:
@@ -110,7 +110,7 @@ def test_nas_crash_keeps_exports_and_state(cluster):  # noqa: F811
 
 
 @pytest.mark.skipif(ATTACHER != "kernel", reason="needs block devices (root, FUSE or nbd)")
-def test_unmap_of_a_device_in_use_fails_clearly(cluster):  # noqa: F811
+def test_unmap_of_a_device_in_use_fails_clearly(cluster):
     cl = cluster
     [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv4", C0, "16M")
     fd = os.open(row["device"], os.O_RDONLY)

@@ -1,16 +1,19 @@
 """Fixture: a one-machine cluster (tools/cluster.py) on the session's private RabbitMQ.
 
+Register both as plugins so the session's broker is one fixture for every module
+(a fixture imported into several modules would be one broker per module):
+
+    pytest_plugins = ["rabbitmq", "controlplane"]
+
 A test module sets NODES = ("nas-1-0", ("compute-1-0", "compute-1-1")) to get its own
 node names (queues are durable and the broker is shared by the session), optionally
-VOLUMES ("memory"|"engine"), ATTACHER ("uri"|"kernel"|"memory") and MAP_TIMEOUT, and
-imports `rabbitmq` and `cluster` from here.
+VOLUMES ("memory"|"engine"), ATTACHER ("uri"|"kernel"|"memory") and MAP_TIMEOUT.
 """
 import pytest
-from rabbitmq import rabbitmq  # noqa: F401  (re-exported fixture)
 
 
 @pytest.fixture(scope="module")
-def cluster(rabbitmq, tmp_path_factory, request):  # noqa: F811
+def cluster(rabbitmq, tmp_path_factory, request):
     from cluster import Cluster  # tools/cluster.py, put on sys.path by rabbitmq.py
     nas, computes = getattr(request.module, "NODES", ("nas-0-0", ("compute-0-0",
                                                                    "compute-0-1")))

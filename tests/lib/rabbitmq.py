@@ -1,7 +1,7 @@
 """A private RabbitMQ for the test session (tools/rabbitmq-private): state under a
 temp dir, a free port, vhost `archipelago`, its own user. One broker per session.
 
-    from rabbitmq import rabbitmq  # noqa: F401   (in a test module or conftest)
+    pytest_plugins = ["rabbitmq"]      # in the test module: one broker per session
 
     def test_x(rabbitmq):
         rabbitmq.url; rabbitmq.restart()
