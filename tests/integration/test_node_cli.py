@@ -24,8 +24,10 @@ def test_start_status_stop(node):
     assert shm(node)
     st = node.archipelago("status")
     assert st.returncode == 0
-    assert [line.split()[0] for line in st.out.splitlines()] == list(ROLES)
-    assert all("running (pid" in line for line in st.out.splitlines())
+    lines = st.out.splitlines()
+    assert [line.split()[0] for line in lines] == [*ROLES, "segment"]
+    assert all("running (pid" in line for line in lines[:-1])
+    assert lines[-1].split()[1:] == [node.segment, "present"]
     js = json.loads(node.archipelago("status", "--json").out)
     assert [s["role"] for s in js] == list(ROLES)
     assert {s["state"] for s in js} == {"running"}

@@ -10,6 +10,7 @@ import click
 
 from .. import config as C
 from ..peers import config as PC
+from ..peers import segment
 from ..peers.supervisor import Supervisor, status_json
 from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
@@ -81,12 +82,15 @@ def restart(ctx, role):
 @handle_errors
 def status(ctx, as_json):
     """One line per role; exit status 1 if any role is not running."""
-    statuses = supervisor(ctx).status()
+    sup = supervisor(ctx)
+    statuses = sup.status()
     if as_json:
         click.echo(status_json(statuses))
     else:
         for s in statuses:
             click.echo(s.line())
+        seg = sup.xseg.segment_name
+        click.echo(f"{'segment':<10} {seg} {'present' if segment.exists(sup.xseg) else 'absent'}")
     down = [s.role for s in statuses if s.state != "running"]
     if down:
         if not as_json:
