@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import require
+from conftest import require, require_service
 
 from archipelago.nbd.testing import serve
 
@@ -117,12 +117,14 @@ def test_read_only_snapshot_export_refuses_writes(exports):
 
 def test_fio_random_writes_verify(exports):
     require("fio")
-    if "nbd" not in run("fio", "--enghelp", check=False).stdout:
-        pytest.skip("this fio has no nbd engine")
+    require_service("nbd" in run("fio", "--enghelp", check=False).stdout,
+                    "fio with the nbd engine")
     srv, _ = exports
     res = run("fio", "--name=verify", "--ioengine=nbd", f"--uri={srv.uri('ram')}",
               "--rw=randwrite", "--bs=4k", "--iodepth=16", "--size=16m",
-              "--verify=crc32c", "--do_verify=1", "--output-format=json")
+              "--verify=crc32c", "--do_verify=1", "--output-format=json",
+              # fio would otherwise leave a *-verify.state file in the cwd
+              "--verify_state_save=0")
     job = json.loads(res.stdout[res.stdout.index("{"):])["jobs"][0]
     assert job["error"] == 0
     assert job["write"]["io_bytes"] == 16 * MiB
