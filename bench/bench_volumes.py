@@ -162,7 +162,10 @@ def bench_dedup(work, mib):
                 off += len(chunk)
         eng.flush("src")
     t_write, _ = timed(import_image)
-    t_read, _ = timed(lambda: [eng.read("src", off, 4 * MiB) for off in range(0, size, 4 * MiB)])
+    def export_image():
+        for off in range(0, size, 4 * MiB):
+            eng.read("src", off, 4 * MiB)
+    t_read, _ = timed(export_image)
     print(f"  engine write {size / t_write / MiB:7.1f} MiB/s, read {size / t_read / MiB:7.1f} "
           f"MiB/s; cp+sync {size / t_cp / MiB:7.1f} MiB/s (write/cp time ratio "
           f"{t_write / t_cp:.2f})")
@@ -195,7 +198,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-mib", type=int, default=1024)
     ap.add_argument("--diff-gib", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--only", choices=["snap", "diff", "dedup"])
     args = ap.parse_args()
     base = os.environ.get("BENCH_DIR", "/var/tmp")
