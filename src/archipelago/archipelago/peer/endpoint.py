@@ -42,6 +42,7 @@ class Endpoint:
         segment.attach(self)
         self._pending = {}
         self._abandon_lock = threading.Lock()
+        self._leader = threading.Lock()     # held by the caller receiving for all
         self._stopping = False
         self._closed = False
         self._thread = None
@@ -92,6 +93,43 @@ class Endpoint:
     def call(self, dst, op, target="", *, timeout=None, **fields):
         """Send one request and wait for its reply (a Reply to close, or an error)."""
         return self.submit(dst, op, target, **fields).result(timeout)
+
+    def wait_for(self, pend, timeout=None):
+        """Wait until pend is done; False on timeout.  One waiting caller at a time
+        receives replies itself, so its own reply reaches it without a hand-off
+        through the loop thread; the others sleep until someone completes theirs."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._leader.acquire(blocking=False):
+            try:
+                self._lead(pend, deadline)
+            finally:
+                self._leader.release()
+        left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not pend._done.acquire(timeout=left):
+            return False
+        pend._done.release()    # stays "done" for later result() calls
+        return True
+
+    def _lead(self, pend, deadline):
+        port = self.port
+        try:
+            while not self._stopping:
+                tok = port.prepare_wait()
+                if pend.done():         # checked after prepare: see _poll's signal
+                    port.cancel_wait()
+                    return
+                replies = port.receive(BATCH)
+                if replies:
+                    port.cancel_wait()
+                    self._on_replies(replies)
+                    continue
+                left = IDLE_CHECK if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    port.cancel_wait()
+                    return
+                port.wait_token(tok, min(left, IDLE_CHECK))
+        except xseg.XsegError:
+            return              # closed under us: close() fails the pendings
 
     def abandon(self, pend):
         """Give up on a Pending: its request is put back when the reply arrives."""
@@ -150,6 +188,9 @@ class Endpoint:
         if replies:
             busy = True
             self._on_replies(replies)
+            if self._leader.locked():
+                # the leading caller may be asleep waiting for a reply we took
+                self.port.signal()
         return busy
 
     def _loop(self):

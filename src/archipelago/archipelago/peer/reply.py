@@ -70,7 +70,7 @@ class Pending:
     def __init__(self, owner, req, callback=None):
         self.owner = owner          # the Endpoint that sent it
         self.req = req
-        self.callback = callback    # called with the Reply, on the loop thread
+        self.callback = callback    # called with the Reply, on the receiving thread
         self.abandoned = False
         self._reply = None
         self._error = None
@@ -96,11 +96,10 @@ class Pending:
     def result(self, timeout=None, *, check=True):
         """The Reply (close it when done).  Raises the peer's error if check and the
         request failed (the request is given back first), Timeout after timeout s."""
-        if not self._done.acquire(timeout=-1 if timeout is None else timeout):
+        if not self.owner.wait_for(self, timeout):
             self.owner.abandon(self)
             raise Timeout(f"no reply to {self.req.op_name} {self.req.target!r} "
                           f"from port {self.req.dst} in {timeout}s")
-        self._done.release()   # result() may be called again
         if self._error is not None:
             raise self._error
         reply = self._reply
