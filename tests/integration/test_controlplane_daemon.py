@@ -1,5 +1,6 @@
 """archipelago-nasd / archipelago-vmd as daemons: start|stop|restart|status, pid file,
 --foreground, SIGTERM, bad configuration (real RabbitMQ)."""
+import ctypes
 import signal
 import subprocess
 import sys
@@ -14,6 +15,11 @@ pytestmark = pytest.mark.rabbitmq
 
 def daemon_bin(name):
     return str(Path(sys.executable).parent / name)
+
+
+def _die_with_parent():
+    """PR_SET_PDEATHSIG: the daemon gets SIGKILL if the test process dies."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
 def conf(tmp_path, url, name="nas-3-0", extra=""):
@@ -56,7 +62,8 @@ def test_start_status_restart_stop(rabbitmq, tmp_path):
 def test_foreground_sigterm(rabbitmq, tmp_path):
     c, rundir = conf(tmp_path, rabbitmq.url, "compute-3-0", "[vm]\nattacher = memory\n")
     p = subprocess.Popen([daemon_bin("archipelago-vmd"), "-c", str(c), "start",
-                          "--foreground"], stderr=subprocess.PIPE, text=True)
+                          "--foreground"], stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_die_with_parent)
     try:
         end = time.monotonic() + 30
         while not (rundir / "archipelago-vmd.pid").exists() and time.monotonic() < end:

@@ -9,6 +9,12 @@ A test module sets NODES = ("nas-1-0", ("compute-1-0", "compute-1-1")) to get it
 node names (queues are durable and the broker is shared by the session), optionally
 VOLUMES ("memory"|"engine"), ATTACHER ("uri"|"kernel"|"memory") and MAP_TIMEOUT.
 """
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 
@@ -23,6 +29,7 @@ def cluster(rabbitmq, tmp_path_factory, request):
                  attacher=getattr(request.module, "ATTACHER", "uri"))
     cl.url = rabbitmq.url
     cl.broker = rabbitmq
+    watchdog = _watchdog(cl)
     try:
         for name, _ in cl.nodes():
             cl.start_node(name, wait=False)
@@ -35,3 +42,18 @@ def cluster(rabbitmq, tmp_path_factory, request):
                 cl.kill_node(name)
             if role == "compute":
                 cl.detach_all(name)
+        watchdog.kill()
+        watchdog.wait()
+
+
+def _watchdog(cl):
+    """Stop the cluster's daemons if this test process dies without its teardown."""
+    from cluster import DAEMON
+    stops = "; ".join(
+        f"ARCHIPELAGO_RUN_DIR={shlex.quote(str(cl.dir / name))} "
+        f"{shlex.quote(str(Path(sys.executable).parent / DAEMON[role]))} "
+        f"-c {shlex.quote(str(cl.conf(name)))} stop"
+        for name, role in cl.nodes())
+    script = f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 2; done; {stops}"
+    return subprocess.Popen(["sh", "-c", script], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -7,6 +7,7 @@ temp dir, a free port, vhost `archipelago`, its own user. One broker per session
         rabbitmq.url; rabbitmq.restart()
 Skips on a laptop without rabbitmq-server, fails under CI (conftest.require_service).
 """
+import os
 import shutil
 import subprocess
 import sys
@@ -36,8 +37,21 @@ class Broker:
         self.url = r.stdout.strip().splitlines()[-1]
         return self.url
 
+    def watch(self):
+        """Stop the broker if this test process dies without its teardown (a killed
+        session must not leave a broker behind): libnbd's --exit-with-parent idea."""
+        script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 2; done; "
+                  f"exec {TOOL} stop {self.dir}")
+        self._watchdog = subprocess.Popen(["sh", "-c", script], start_new_session=True,
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+
     def stop(self):
         self._run("stop")
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None and watchdog.poll() is None:
+            watchdog.kill()
+            watchdog.wait()
 
     def restart(self):
         """Stop and start on the same port with the same state (durable queues stay)."""
@@ -55,6 +69,7 @@ def rabbitmq(tmp_path_factory):
     broker = Broker(tmp_path_factory.mktemp("rabbitmq"))
     try:
         broker.start()
+        broker.watch()
     except RuntimeError as e:
         require_service(False, str(e))
     yield broker
