@@ -103,8 +103,27 @@ def ceph_cluster():
             shutil.rmtree(cluster.dir, ignore_errors=True)
 
 
+PREFIX = "archipelago-ceph-"
+
+
+def _reap_orphans():
+    """Stop clusters this fixture started for a test process that is gone (it died
+    before its teardown and its watchdog did not get to run)."""
+    for d in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            owner = int((d / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if owner == os.getpid() or Path(f"/proc/{owner}").exists():
+            continue
+        subprocess.run([str(TOOL), "stop", str(d)], capture_output=True, timeout=120,
+                       check=False)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def _start():
-    d = Path(tempfile.mkdtemp(prefix="archipelago-ceph-"))
+    _reap_orphans()
+    d = Path(tempfile.mkdtemp(prefix=PREFIX))
     env = dict(os.environ, POOL=POOL, MGR=os.environ.get("CEPH_MGR", "0"),
                STORE_BYTES=str(1 << 30), OP_TIMEOUT="20")
     cluster = CephCluster(dir=d, conf=d / "ceph.conf", pool=POOL, env=env)
@@ -114,6 +133,7 @@ def _start():
         _stop(cluster)
         shutil.rmtree(d, ignore_errors=True)
         require_service(False, f"one-node Ceph ({e})")
+    (d / "owner.pid").write_text(str(os.getpid()))
     # If this test process dies without its teardown (a crash in a C extension, kill
     # -9), a watchdog stops the cluster anyway: no Ceph daemon outlives the session.
     subprocess.Popen(["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 2; "

@@ -120,22 +120,29 @@ def test_peer_stack_on_rados(new_store):
         c2.close()
 
 
-def test_node_with_radosd_blockers(ceph_cluster, tmp_path):  # noqa: F811
-    """A real node (archipelago start: separate peer processes on a segment) whose
-    blockerb and blockerm are radosd: vlmc create/import/export round trip."""
+def rados_node(cluster, root, name, ns, roles=("blockerb", "blockerm")):
+    """A test Node whose `roles` are radosd blockers in namespaces `ns`.<role>."""
     pytest.importorskip("xseg")
     from archipelago_node import Node
 
-    ns = f"node.{next(_ns)}"
-    node = Node(tmp_path)
+    node = Node(root, name)
     text = node.conf.read_text()
-    for role in ("blockerb", "blockerm"):
-        old = f"[{role}]\narchip_dir = {node.shared / role[-1:]}"
-        new = (f"[{role}]\ntype = rados\npool = {ceph_cluster.pool}\n"
-               f"namespace = {ns}.{role}\nceph_conf = {ceph_cluster.conf}\nop_timeout = 20")
-        text = _replace_section(text, role, new)
-        assert old not in text
+    for role in roles:
+        text = _replace_section(text, role, (
+            f"[{role}]\ntype = rados\npool = {cluster.pool}\nnamespace = {ns}.{role}\n"
+            f"ceph_conf = {cluster.conf}\nop_timeout = 20"))
     node.conf.write_text(text)
+    return node
+
+
+@pytest.mark.parametrize("roles", [("blockerb", "blockerm"), ("blockerm",)],
+                         ids=["all-rados", "maps-rados-data-files"])
+def test_node_with_radosd_blockers(ceph_cluster, tmp_path, roles):  # noqa: F811
+    """A real node (archipelago start: separate peer processes on a segment) with
+    radosd blockers -- both, or maps in RADOS and data in files (mixed backends):
+    vlmc create/import/export round trip."""
+    ns = f"node.{next(_ns)}"
+    node = rados_node(ceph_cluster, tmp_path, "nodea", ns, roles)
     src = tmp_path / "disk.img"
     payload = os.urandom(256 << 10)
     src.write_bytes(bytes(1 << 20) + payload + bytes(512 << 10))
@@ -149,12 +156,49 @@ def test_node_with_radosd_blockers(ceph_cluster, tmp_path):  # noqa: F811
         assert "v" in node.vlmc("list").out
     finally:
         node.stop()
-    probe = RadosStore(conf=ceph_cluster.conf, pool=ceph_cluster.pool,
-                       namespace=f"{ns}.blockerb")
+    for role in roles:
+        probe = RadosStore(conf=ceph_cluster.conf, pool=ceph_cluster.pool,
+                           namespace=f"{ns}.{role}")
+        try:
+            assert list(probe.list()), f"no {role} objects landed in RADOS"
+        finally:
+            probe.close()
+
+
+def test_two_nodes_one_pool(ceph_cluster, tmp_path):  # noqa: F811
+    """Two nodes (own segments and peers, no shared directory) on one pool: both see
+    the same volumes, the lock keeps one writer, `unlock -f` breaks it."""
+    ns = f"pair.{next(_ns)}"
+    a = rados_node(ceph_cluster, tmp_path, "nodea", ns)
+    b = rados_node(ceph_cluster, tmp_path, "nodeb", ns)
     try:
-        assert list(probe.list()), "no data objects landed in RADOS"
+        a.start()
+        b.start()
+        a.vlmc("create", "shared", "--size", "4M")
+        with a.client() as ca, ca.volume("shared") as va:
+            va.pwrite(b"A" * 4096, 0)                     # nodea holds the lock
+            assert "shared" in b.vlmc("list").out
+            with b.client() as cb:
+                assert cb.volume("shared", readonly=True).pread(4096, 0) == b"A" * 4096
+            r = b.vlmc("snapshot", "shared", "s1", check=False)
+            assert r.returncode == 1 and "locked by nodea:mapperd" in r.err
+            b.vlmc("unlock", "-f", "shared")              # break nodea's lock
+            b.vlmc("lock", "shared")
+            # nodea's mapperd still believes it holds the lock: its late map update
+            # is refused by the cluster (its blockerm client was blocklisted) ...
+            r = a.vlmc("snapshot", "shared", "s2", check=False)
+            assert r.returncode == 1 and ("fenced" in r.err or "nodeb" in r.err), r.err
+            # ... and so is every later attempt while nodeb holds the lock.
+            for _ in range(2):
+                r = a.vlmc("snapshot", "shared", "s2", check=False)
+                assert r.returncode == 1 and ("nodeb" in r.err or "fenced" in r.err), r.err
+        b.vlmc("snapshot", "shared", "s1")
+        b.vlmc("unlock", "shared")
+        with a.client() as ca:
+            assert ca.volume("shared@s1").pread(4096, 0) == b"A" * 4096
     finally:
-        probe.close()
+        a.stop()
+        b.stop()
 
 
 def _replace_section(text, name, body):
