@@ -17,21 +17,25 @@ def chunk_mask(off, n, chunk):
 
 
 class MapCache:
-    __slots__ = ("chunk_size", "confirmed", "entries", "epoch", "object_size")
+    __slots__ = ("chunk_size", "confirmed", "entries", "epoch", "object_size", "seen")
 
     def __init__(self, object_size, chunk_size):
         self.object_size = object_size
         self.chunk_size = chunk_size or object_size
         self.epoch = None
         self.entries = {}        # object index -> [object name, chunk bitmap]
-        self.confirmed = 0.0     # monotonic time mapperd last confirmed this cache
+        self.confirmed = 0.0     # when a MAPW last confirmed it (writes: lease checked)
+        self.seen = 0.0          # when mapperd last showed the same epoch (reads)
 
     def __len__(self):
         return len(self.entries)
 
-    def lookup(self, offset, length, ttl):
-        """[[obj, obj_offset, n], ...] for the range if every chunk is known, else None."""
-        if not self.entries or time.monotonic() - self.confirmed > ttl:
+    def lookup(self, offset, length, ttl, write=True):
+        """[[obj, obj_offset, n], ...] for the range if every chunk is known and the
+        cache is fresh enough, else None. A write needs a recent MAPW (which checked
+        the volume lease); a read only needs the epoch seen recently to be ours."""
+        since = self.confirmed if write else max(self.confirmed, self.seen)
+        if not self.entries or time.monotonic() - since > ttl:
             return None
         osz, out = self.object_size, []
         pos, end = offset, offset + length
@@ -63,3 +67,8 @@ class MapCache:
                     self.entries[idx] = [obj, m]
             pos += n
         self.confirmed = time.monotonic()
+
+    def saw_epoch(self, epoch):
+        """A MAPR reply showed the volume at `epoch`: reads may trust the cache again."""
+        if epoch == self.epoch:
+            self.seen = time.monotonic()

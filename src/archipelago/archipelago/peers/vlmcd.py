@@ -200,11 +200,13 @@ class Vlmcd:
         # object or be unwritten, which only mapperd knows.
         c = v.cache
         if c is not None and "@" not in spec:
-            ext = c.lookup(offset, length, self.ttl)
+            ext = c.lookup(offset, length, self.ttl, write=False)
             if ext is not None:
                 return ext
-        return self.retrying(self.mcall, "map_read", spec, offset=offset,
-                             length=length)["extents"]
+        r = self.retrying(self.mcall, "map_read", spec, offset=offset, length=length)
+        if c is not None and "@" not in spec:
+            c.saw_epoch(r["epoch"])
+        return r["extents"]
 
     # -- I/O ---------------------------------------------------------------------------
     def read(self, req):
