@@ -50,8 +50,16 @@ def netns():
     except subprocess.CalledProcessError as e:
         _teardown()
         require_service(False, f"network namespaces ({e.stderr.strip()})")
+    # If this test process is killed, remove the namespaces and what runs in them.
+    cleanup = "; ".join(f"ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}"
+                        for ns in (NS_NAS, NS_VM))
+    watchdog = subprocess.Popen(
+        ["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 2; done; {cleanup}"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield
     _teardown()
+    watchdog.kill()
+    watchdog.wait()
 
 
 def _teardown():
