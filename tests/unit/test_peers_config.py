@@ -60,6 +60,7 @@ blocker_port = 10
     ("[vlmcd]\nportno_start = 1500\n", "beyond"),
     ("[PEERS]\nORDER = vlmcd\n", "same roles"),
     ("[blockerb]\nportno_start = 9\nportno_end = 8\n", "below"),
+    ("[mapperd]\nnr_threads = 0\n", "only for blockers"),
 ])
 def test_bad_settings_name_the_section_and_key(run_dir, text, needle):
     with pytest.raises(ConfigError, match=None) as e:

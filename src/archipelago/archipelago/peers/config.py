@@ -46,8 +46,9 @@ COMMON = [
     C.Option("portno_start", None, C.integer(0, 65535), "first port this role binds"),
     C.Option("portno_end", None, C.integer(0, 65535), "last port (default portno_start)"),
     C.Option("nr_ops", 64, C.integer(1, 65536), "requests in flight per port"),
-    C.Option("nr_threads", 8, C.integer(1, 256),
-             "worker threads (a write waiting for a lock holds one)"),
+    C.Option("nr_threads", 8, C.integer(0, 256),
+             "worker threads (a write waiting for a lock holds one); 0 = serve in the "
+             "loop, for a data blocker only (mapperd and vlmcd wait for other peers)"),
     C.Option("log_level", "INFO", C.choice("DEBUG", "INFO", "WARNING", "ERROR"),
              "log level of the role's log file"),
 ]
@@ -123,6 +124,9 @@ def role(cfg, name):
     if opts.portno_end < opts.portno_start:
         raise ConfigError(f"{cfg.source}: [{name}] portno_end {opts.portno_end} is below "
                           f"portno_start {opts.portno_start}")
+    if opts.nr_threads == 0 and typ not in BLOCKER_TYPES:
+        raise ConfigError(f"{cfg.source}: [{name}] nr_threads = 0 is only for blockers: "
+                          f"a {typ} waits for other peers and needs worker threads")
     if typ == "filed" and opts.archip_dir is None:
         raise ConfigError(f"{cfg.source}: [{name}] archip_dir is required for type filed")
     return Role(name, typ, opts)
