@@ -13,6 +13,8 @@
     remote_vlmc = vlmc           # the command run on the far side by ssh and bbcp
     limit =                      # default --limit (e.g. 50M); empty: unlimited
     state_dir =                  # receive jobs (default: [node] state_dir/sync)
+    checkpoint_interval = 5      # seconds between a receiver's checkpoints
+    checkpoint_bytes = 64M       # and bytes at most
 
 ARCHIPELAGO_SYNC_TOKEN (the secret itself) overrides auth_token_file.
 """
@@ -48,6 +50,9 @@ SYNC = C.Section("sync", "Send/receive streams between nodes (archipelago.sync)"
     C.Option("remote_vlmc", ["vlmc"], shlex.split, "vlmc on the far side (ssh, bbcp)"),
     C.Option("limit", None, parse_rate, "default rate limit (e.g. 50M); empty: none"),
     C.Option("state_dir", _state_dir, C.path, "receive jobs and their resume state"),
+    C.Option("checkpoint_interval", 5.0, float,
+             "seconds between a receiver's checkpoints (what a resume can skip)"),
+    C.Option("checkpoint_bytes", 64 << 20, C.size(), "bytes between checkpoints at most"),
 ])
 
 

@@ -209,12 +209,14 @@ class Reader:
 
     def preamble(self):
         raw = bytes(self._read(PREAMBLE.size))
-        magic, version, _flags = PREAMBLE.unpack(raw)
+        magic, version, flags = PREAMBLE.unpack(raw)
         if magic != MAGIC:
             raise StreamCorrupt("not an archipelago sync stream (bad magic)")
         if version != VERSION:
             raise StreamCorrupt(f"stream format version {version} is not supported "
                                 f"(this node reads version {VERSION})")
+        if flags:
+            raise StreamCorrupt(f"unknown stream flags {flags:#x} (corrupt or newer)")
 
     def next(self):
         """The next verified Record (its payload valid until the next call)."""

@@ -40,8 +40,9 @@ class Interrupted(F.StreamError):
 class _Applier:
     """Writes verified records into the staging volume; tracks the durable point."""
 
-    def __init__(self, job, vol, counts, seq, offset):
+    def __init__(self, job, vol, counts, seq, offset, every=None):
         self.job, self.vol = job, vol
+        self.every_secs, self.every_bytes = every or (CHECKPOINT_SECS, CHECKPOINT_BYTES)
         self.pool = ThreadPoolExecutor(DEPTH)
         self.inflight = deque()
         self.counts = counts               # through the last record handed to apply()
@@ -63,7 +64,7 @@ class _Applier:
         self.counts.add(rec.type, rec.length, rec.digest)
         self.seq, self.offset = rec.seq + 1, rec.offset + rec.length
         self.since += rec.length
-        if self.since >= CHECKPOINT_BYTES or time.monotonic() - self.last > CHECKPOINT_SECS:
+        if self.since >= self.every_bytes or time.monotonic() - self.last > self.every_secs:
             self.checkpoint()
 
     def _submit(self, fn, *args):
@@ -104,9 +105,11 @@ def _begin(reader):
     return rec, header
 
 
-def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=None):
+def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=None,
+            checkpoint=None):
     """Apply the stream read from binary file `inp` to `volume`; returns a stats dict.
-    Raises Interrupted (with a resume token) if the stream stops early."""
+    Raises Interrupted (with a resume token) if the stream stops early. `checkpoint`:
+    (seconds, bytes) between checkpoints (default CHECKPOINT_SECS/BYTES)."""
     started = time.monotonic()
     reader = F.Reader(inp, limiter(rate))
     brec, header = _begin(reader)
@@ -116,7 +119,7 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
         counts.add(F.BEGIN, 0, brec.digest)
         job.checkpoint(1, 0, counts)
     ap = _Applier(job, client.volume(job.stage), counts.copy(), job.state["seq"],
-                  job.state["offset"])
+                  job.state["offset"], checkpoint)
     bar = Progress(header["total"] - job.state["offset"] if header.get("resume") else
                    header["total"], f"receive {volume}", progress)
     try:

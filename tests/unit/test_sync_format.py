@@ -1,0 +1,154 @@
+"""Sync stream framing, resume tokens and the token bucket (no volumes involved)."""
+import io
+
+import pytest
+
+from archipelago.errors import InvalidArgument
+from archipelago.sync import format as F
+from archipelago.sync import token as T
+from archipelago.sync.config import parse_hostport
+from archipelago.sync.ratelimit import TokenBucket, parse_rate
+
+
+def _stream(records):
+    out = io.BytesIO()
+    w = F.Writer(out)
+    w.begin({"format": 1, "volume": "v"})
+    for kind, off, arg in records:
+        if kind == "D":
+            w.data(off, arg)
+        else:
+            w.zero(off, arg)
+    trailer = w.end()
+    return out.getvalue(), trailer
+
+
+def _read_all(raw):
+    r = F.Reader(io.BytesIO(raw))
+    r.preamble()
+    recs = []
+    while True:
+        rec = r.next()
+        recs.append((rec.type, rec.seq, rec.offset, rec.length, bytes(rec.payload)))
+        if rec.type == F.END:
+            return recs
+
+
+def test_roundtrip_and_chain():
+    raw, trailer = _stream([("D", 0, b"a" * 1000), ("Z", 4096, 8192), ("D", 65536, b"b")])
+    recs = _read_all(raw)
+    assert [r[0] for r in recs] == [F.BEGIN, F.DATA, F.ZERO, F.DATA, F.END]
+    assert [r[1] for r in recs] == [0, 1, 2, 3, 4]
+    assert recs[2][2:4] == (4096, 8192) and recs[2][4] == b""
+    assert trailer["records"] == 4 and trailer["data_bytes"] == 1001
+    assert trailer["zero_bytes"] == 8192
+    # the chain is recomputable from the records' digests
+    c = F.Counts()
+    r = F.Reader(io.BytesIO(raw))
+    r.preamble()
+    while (rec := r.next()).type != F.END:
+        c.add(rec.type, rec.length, rec.digest)
+    assert c.to_json() == trailer
+
+
+def test_every_flipped_byte_is_detected():
+    raw, _ = _stream([("D", 0, bytes(range(256)) * 4), ("Z", 1024, 512)])
+    for pos in range(len(raw)):
+        bad = bytearray(raw)
+        bad[pos] ^= 0x40
+        with pytest.raises(F.StreamError):
+            _read_all(bytes(bad))
+
+
+def test_every_truncation_is_detected():
+    raw, _ = _stream([("D", 0, b"x" * 3000)])
+    for cut in range(len(raw)):
+        with pytest.raises(F.StreamTruncated):
+            _read_all(raw[:cut])
+
+
+def test_missing_record_breaks_the_sequence():
+    raw, _ = _stream([("D", 0, b"x" * 10), ("D", 512, b"y" * 10)])
+    first = F.PREAMBLE.size + F.RECORD_HEAD + len(F.dumps({"format": 1, "volume": "v"}))
+    rec = F.RECORD_HEAD + 10
+    with pytest.raises(F.StreamCorrupt, match="out of order"):
+        _read_all(raw[:first] + raw[first + rec:])
+
+
+def test_version_and_magic():
+    raw, _ = _stream([])
+    with pytest.raises(F.StreamCorrupt, match="magic"):
+        _read_all(b"NOTASYNC" + raw[8:])
+    bad = F.PREAMBLE.pack(F.MAGIC, 99, 0) + raw[F.PREAMBLE.size:]
+    with pytest.raises(F.StreamCorrupt, match="version 99"):
+        _read_all(bad)
+
+
+def test_token_roundtrip_and_damage():
+    state = {"volume": "v", "from": "aa" * 8, "from_name": "s1", "to": "bb" * 8,
+             "to_name": "s2", "seq": 7, "offset": 1 << 20,
+             "counts": F.Counts(6, 100, 0).to_json()}
+    tok = T.encode(state)
+    assert tok.startswith("1-") and T.decode(tok) == state
+    for bad in (tok[:-1] + ("0" if tok[-1] != "0" else "1"), tok[:10], "junk", "",
+                tok.replace("1-", "2-", 1)):
+        with pytest.raises(InvalidArgument):
+            T.decode(bad)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, s):
+        self.now += s
+
+
+@pytest.mark.parametrize("rate", [64 << 10, 1 << 20, 50 << 20])
+@pytest.mark.parametrize("piece", [4096, 65584, 1 << 20])
+def test_token_bucket_holds_the_rate_within_10_percent(rate, piece):
+    clk = FakeClock()
+    tb = TokenBucket(rate, clock=clk, sleep=clk.sleep)
+    total = 0
+    while clk.now < 20 or total < 20 * piece:
+        tb.take(piece)
+        total += piece
+        clk.now += 1e-6                # the work between two takes
+    measured = total / clk.now
+    assert 0.9 * rate <= measured <= 1.1 * rate
+
+
+def test_token_bucket_after_idle_allows_only_a_burst():
+    clk = FakeClock()
+    tb = TokenBucket(1 << 20, clock=clk, sleep=clk.sleep)
+    clk.now = 100.0                   # idle for a long time
+    start = clk.now
+    for _ in range(100):
+        tb.take(64 << 10)
+    assert (100 * (64 << 10)) / (clk.now - start) <= 1.1 * (1 << 20)
+
+
+@pytest.mark.parametrize("text,want", [
+    ("50M", 50 << 20), ("1.5G", 3 << 29), ("800K", 800 << 10), ("2048B", 2048),
+    ("10", 10 << 20), ("50M/s", 50 << 20), (None, None), ("0", None), ("", None),
+])
+def test_parse_rate(text, want):
+    assert parse_rate(text) == want
+
+
+@pytest.mark.parametrize("text", ["fast", "-5M", "M"])
+def test_parse_rate_rejects(text):
+    with pytest.raises(InvalidArgument):
+        parse_rate(text)
+
+
+def test_parse_hostport():
+    assert parse_hostport("nas1:9000") == ("nas1", 9000)
+    assert parse_hostport("nas1", 7450) == ("nas1", 7450)
+    assert parse_hostport("[::1]:80") == ("::1", 80)
+    for bad in ("", "host:x", "host:70000", ":80"):
+        with pytest.raises(InvalidArgument):
+            parse_hostport(bad)
