@@ -157,3 +157,17 @@ def test_twenty_clones_of_an_image_store_little(eng):
     stored = eng.store.info().used
     assert base <= size * 1.01
     assert stored <= size * 1.25, (stored / size)
+
+
+def test_diff_looks_only_at_changed_slots(eng, monkeypatch):
+    from archipelago.volume import diff as diffmod
+    eng.create("v", 4 << 30)                    # 1024 objects: two full leaves
+    eng.map_write("v", 0, 4 << 30)
+    eng.snapshot("v", "a")
+    eng.write("v", 700 * 4 * M, b"x")
+    eng.snapshot("v", "b")
+    calls = []
+    real = diffmod.entry_mask
+    monkeypatch.setattr(diffmod, "entry_mask", lambda *a: (calls.append(1), real(*a))[1])
+    assert eng.diff("v@a", "v@b") == [(700 * 4 * M, K64)]
+    assert len(calls) == 1

@@ -70,10 +70,13 @@ def _walk(va, ua, vb, ub, level, first, out, full):
         return
     na = va.node(ua) if ua is not None else None
     nb = vb.node(ub) if ub is not None else None
+    # A copy of the older node: only the slots changed since the copy can differ.
+    slots = nb.modified_slots() if na is not None and nb is not None and nb.src == na.uid \
+        else range(LEAF_ENTRIES if level == 0 else FANOUT)
     if level == 0:
         da = na.data if na is not None else None
         db = nb.data if nb is not None else None
-        for i in range(LEAF_ENTRIES):
+        for i in slots:
             lo, hi = i * ENTRY_SIZE, (i + 1) * ENTRY_SIZE
             if da is not None and db is not None and da[lo + 1:hi] == db[lo + 1:hi] \
                     and (da[lo] ^ db[lo]) & ~SHARED == 0:
@@ -83,7 +86,7 @@ def _walk(va, ua, vb, ub, level, first, out, full):
                 out[first + i] = out.get(first + i, 0) | m
         return
     sub = span(level - 1)
-    for i in range(FANOUT):
+    for i in slots:
         ca = na.child(i) if na is not None else None
         cb = nb.child(i) if nb is not None else None
         if ca != cb:

@@ -19,8 +19,9 @@ wrote it and that volume's generation: it is mutable only for that volume while 
 generation is unchanged. A snapshot bumps the generation, so every node becomes
 shared and is copied on its first modification (copy-on-write of map blocks): the
 snapshot and every clone keep their own root and never read through a parent.
-Node encoding: NODE_HDR (magic, format, level, generation, owner volume, CRC-32 of
-the body), then the body: a presence bitmap of the slots and the non-empty slots.
+Node encoding: NODE_HDR (magic, format, level, generation, owner volume, the node it
+was copied from and a bitmap of the slots changed since, CRC-32 of the body), then
+the body: a presence bitmap of the slots and the non-empty slots.
 
 Entry (ENTRY_SIZE bytes): flags, gen, own, base, src, own_bm, dirty_bm
   own      the object holding this object's data (vd UID or vc hash)
@@ -60,7 +61,8 @@ SHARED = 16        # own belongs to an older generation or another volume: copy-
 ENTRY = struct.Struct("<BxxxI32s32s12sQQ")
 ENTRY_SIZE = ENTRY.size
 ZERO_ENTRY = bytes(ENTRY_SIZE)
-NODE_HDR = struct.Struct("<4sBBxxI12sI")      # magic, version, level, gen, owner, crc
+# magic, version, level, gen, owner, src (node copied from), modified slots, crc
+NODE_HDR = struct.Struct("<4sBBxxI12s12s64sI")
 NODE_MAGIC = b"AVMN"
 BITMAP_BYTES = max(LEAF_ENTRIES, FANOUT) // 8
 UID_SIZE = 12
@@ -153,10 +155,13 @@ def object_name(key, content):
 class Node:
     """One map-tree node. `data` is the raw array of entries (leaf) or child UIDs."""
 
-    __slots__ = ("data", "gen", "level", "owner", "uid")
+    __slots__ = ("data", "gen", "level", "modified", "owner", "src", "uid")
 
-    def __init__(self, uid, level, gen, owner, data=None):
+    def __init__(self, uid, level, gen, owner, data=None, src=NO_UID, modified=0):
         self.uid, self.level, self.gen, self.owner = uid, level, gen, owner
+        # A copy-on-write copy remembers its source and which slots changed since:
+        # a diff against the source then looks at those slots only.
+        self.src, self.modified = src, modified
         if data is None:
             data = bytearray((ENTRY_SIZE * LEAF_ENTRIES) if level == 0 else UID_SIZE * FANOUT)
         self.data = data
@@ -174,6 +179,7 @@ class Node:
 
     def set_entry(self, i, entry):
         self.data[i * ENTRY_SIZE:(i + 1) * ENTRY_SIZE] = entry.pack() if entry else ZERO_ENTRY
+        self.modified |= 1 << i
 
     # interior access
     def child(self, i):
@@ -182,6 +188,15 @@ class Node:
 
     def set_child(self, i, uid):
         self.data[i * UID_SIZE:(i + 1) * UID_SIZE] = uid or NO_UID
+        self.modified |= 1 << i
+
+    def modified_slots(self):
+        m, i = self.modified, 0
+        while m:
+            if m & 1:
+                yield i
+            m >>= 1
+            i += 1
 
     def children(self):
         for i in range(FANOUT):
@@ -210,17 +225,18 @@ class Node:
                 present |= 1 << i
                 parts.append(piece)
         body = present.to_bytes(BITMAP_BYTES, "little") + b"".join(parts)
-        return NODE_HDR.pack(NODE_MAGIC, FORMAT, self.level, self.gen, self.owner,
+        return NODE_HDR.pack(NODE_MAGIC, FORMAT, self.level, self.gen, self.owner, self.src,
+                             self.modified.to_bytes(BITMAP_BYTES, "little"),
                              zlib.crc32(body)) + body
 
     @classmethod
     def decode(cls, uid, raw):
         try:
-            magic, version, level, gen, owner, crc = NODE_HDR.unpack_from(raw)
+            magic, version, level, gen, owner, src, modified, crc = NODE_HDR.unpack_from(raw)
             body = raw[NODE_HDR.size:]
             if magic != NODE_MAGIC or version != FORMAT or zlib.crc32(body) != crc:
                 raise ValueError("bad magic, version or checksum")
-            node = cls(uid, level, gen, owner)
+            node = cls(uid, level, gen, owner, None, src, int.from_bytes(modified, "little"))
             slot = node._slot()
             present = int.from_bytes(body[:BITMAP_BYTES], "little")
             pos, i = BITMAP_BYTES, 0

@@ -57,8 +57,8 @@ class VolumeState:
         self.mutable.clear()
 
     # -- copy-on-write of map blocks -------------------------------------------------------
-    def _new_node(self, level, data=None):
-        node = Node(new_uid(), level, self.hdr["gen"], self.owner, data)
+    def _new_node(self, level, data=None, src=fmt.NO_UID):
+        node = Node(new_uid(), level, self.hdr["gen"], self.owner, data, src)
         self.mutable[node.uid] = node
         return node
 
@@ -70,7 +70,7 @@ class VolumeState:
             for i in range(0, LEAF_ENTRIES * fmt.ENTRY_SIZE, fmt.ENTRY_SIZE):
                 if data[i] & OWN:
                     data[i] |= SHARED
-        return self._new_node(node.level, data)
+        return self._new_node(node.level, data, node.uid)
 
     def _set_root(self, node):
         self.write_node(node)
