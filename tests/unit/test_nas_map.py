@@ -204,3 +204,15 @@ def test_attributes(cl):
 def test_sync_and_image_not_implemented(cl):
     assert "not implemented yet" in cl.map("v", sync=True)["error"]
     assert "not implemented yet" in cl.map("v", image="base")["error"]
+
+
+def test_old_finished_requests_are_pruned(cl):
+    from archipelago_nas.models import Request
+    ok(cl.nas_call("list", "old-1"))
+    with cl.nas.db.scope() as s:
+        s.get(Request, "list:old-1").created -= cl.nas.REQUEST_TTL + 1
+    ok(cl.nas_call("list", "new-1"))
+    cl.nas.dispatcher.run_job(cl.nas.prune_requests)
+    with cl.nas.db.scope() as s:
+        assert s.get(Request, "list:old-1") is None
+        assert s.get(Request, "list:new-1") is not None

@@ -67,6 +67,15 @@ class Node:
         du = shutil.disk_usage(self.state_dir)
         return du.total, du.free
 
+    REQUEST_TTL = 7 * 86400      # seconds a finished request_id stays deduplicated
+
+    def prune_requests(self, ctx):
+        """Forget finished requests older than REQUEST_TTL (the log must not grow)."""
+        from sqlalchemy import delete
+        R = self.REQUEST
+        ctx.session.execute(delete(R).where(R.reply.is_not(None),
+                                            R.created < time.time() - self.REQUEST_TTL))
+
     def recover(self, ctx):
         """Called once at start in a session: resume or roll back unfinished work."""
 
@@ -83,7 +92,7 @@ class Node:
         self.bus.consume(self.name, self.dispatcher)
         self.bus.every(self.heartbeat_interval, lambda: self.bus.heartbeat(
             self.heartbeat_message()))
-        for seconds, job in self.jobs():
+        for seconds, job in [*self.jobs(), (600, self.prune_requests)]:
             self.bus.every(seconds, lambda job=job: self.dispatcher.run_job(job))
 
     def run(self):
