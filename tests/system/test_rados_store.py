@@ -235,3 +235,20 @@ def test_unreachable_monitor(ceph_cluster, tmp_path):  # noqa: F811
         for line in text.splitlines()) + "\n")
     with pytest.raises(Unavailable):
         RadosStore(conf=conf, pool=ceph_cluster.pool, connect_timeout=2)
+
+
+def test_shared_lease_namespace_fences_data_writes(make_store, namespace):
+    """A node's data and map stores sharing `lease_namespace`: a data write carrying
+    the volume lease is checked against the record in the map store's namespace, and
+    breaking the lease fences the data store's client too."""
+    leases = f"{namespace}.L"
+    maps = make_store(f"{namespace}.m", lease_namespace=leases)
+    data = make_store(f"{namespace}.d", lease_namespace=leases)
+    other = make_store(f"{namespace}.m", lease_namespace=leases)
+    lease = maps.lease_acquire("vol", "nodea:mapperd", 30)
+    data.write("vd.1", 0, b"ok", lease=lease)          # joins: registers its client
+    other.lease_break("vol")
+    with pytest.raises(Fenced):
+        data.write("vd.1", 0, b"late", lease=lease)
+    assert other.lease_inquire("vol") is None
+    assert data.read("vd.1", 0, 2) == b"ok"

@@ -1,11 +1,12 @@
 """RadosStore: the ObjectStore (API v1) on a Ceph RADOS pool -- the radosd backend.
 
 One RADOS object per store object, in the configured pool and (optional) namespace;
-lease records live in a namespace of their own (`<namespace>.leases`), so `list()`
-never sees them. Data I/O is asynchronous underneath (librados aio) behind a bounded
-queue: at most `queue_depth` requests are in flight per store; callers beyond that
-wait for a slot. `aio_write`/`aio_readinto` return futures for callers that keep many
-requests going; the synchronous methods are those plus a wait.
+lease records live in a namespace of their own (`lease_namespace`, default
+`<namespace>.leases`; give a node's two blockers the same one to share the records), so `list()`
+never sees them. Every request takes one of `queue_depth` slots (a bounded queue:
+callers beyond that wait). The synchronous methods make blocking librados calls,
+which release the GIL while they wait; `aio_write`/`aio_readinto` return futures
+(librados aio) for callers that keep many requests going from one thread.
 
 Semantics on RADOS:
   * reads of a missing object or past its end are zeros;
@@ -57,6 +58,9 @@ RADOS = Section("blockerb", "RADOS object store (radosd)", [
     Option("type", "rados", string, "blocker backend of this role (rados)"),
     Option("pool", "archipelago", string, "RADOS pool holding the objects (must exist)"),
     Option("namespace", "", string, "RADOS namespace inside the pool (share a pool)"),
+    Option("lease_namespace", "", string,
+           "namespace of the lease records (default: NAMESPACE.leases); the same on "
+           "blockerb and blockerm lets data writes be checked against the volume leases"),
     Option("cephx_id", "admin", string, "cephx user (client.ID) the peer connects as"),
     Option("ceph_conf", "/etc/ceph/ceph.conf", path, "ceph.conf with mon host and keyring"),
     Option("connect_timeout", 30, integer(1, 3600), "seconds to reach the monitors"),
@@ -139,7 +143,7 @@ class _Conn:
                 self.cluster.conf_set(key, str(val))
             self.cluster.connect(timeout=cfg.connect_timeout)
             self.io = self._open(cfg, cfg.namespace)
-            self.lio = self._open(cfg, f"{cfg.namespace}.leases")
+            self.lio = self._open(cfg, cfg.lease_namespace or f"{cfg.namespace}.leases")
             self.addr = self.cluster.get_addrs()
         except BaseException:
             self.cluster.shutdown()
@@ -168,6 +172,7 @@ class RadosStore(RadosLeases, ObjectStore):
     kind = "rados"
 
     def __init__(self, *, conf="/etc/ceph/ceph.conf", pool="archipelago", namespace="",
+                 lease_namespace="",
                  cephx_id="admin", connect_timeout=30, op_timeout=30, queue_depth=64,
                  fence_blocklist=True, blocklist_expire=3600, lease_margin=1.0):
         if rados is None:
@@ -175,7 +180,8 @@ class RadosStore(RadosLeases, ObjectStore):
         from pathlib import Path
         from types import SimpleNamespace
         self.cfg = SimpleNamespace(
-            ceph_conf=Path(conf), pool=pool, namespace=namespace, cephx_id=cephx_id,
+            ceph_conf=Path(conf), pool=pool, namespace=namespace,
+            lease_namespace=lease_namespace, cephx_id=cephx_id,
             connect_timeout=connect_timeout, op_timeout=op_timeout, queue_depth=queue_depth,
             fence_blocklist=fence_blocklist, blocklist_expire=blocklist_expire)
         self._slots = threading.BoundedSemaphore(queue_depth)
@@ -194,7 +200,8 @@ class RadosStore(RadosLeases, ObjectStore):
         v = cfg.section(RADOS, section)
         if v.type != "rados":
             raise ConfigError(f"{cfg.source}: [{section}] type = {v.type!r}, not rados")
-        return cls(conf=v.ceph_conf, pool=v.pool, namespace=v.namespace, cephx_id=v.cephx_id,
+        return cls(conf=v.ceph_conf, pool=v.pool, namespace=v.namespace,
+                   lease_namespace=v.lease_namespace, cephx_id=v.cephx_id,
                    connect_timeout=v.connect_timeout, op_timeout=v.op_timeout,
                    queue_depth=v.queue_depth, fence_blocklist=v.fence_blocklist,
                    blocklist_expire=v.blocklist_expire)
