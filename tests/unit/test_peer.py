@@ -229,3 +229,15 @@ def test_closing_the_segment_closes_endpoints_first():
         assert not p._thread.is_alive() and not c._thread.is_alive()
     finally:
         xseg.Segment.destroy(name)
+
+
+@pytest.mark.timeout(120)
+def test_no_lost_wakeups_between_caller_and_loop(seg, monkeypatch):
+    """Caller and loop thread both receive replies; a lost wake-up would leave a
+    call asleep until the idle timeout, here made longer than the test's."""
+    from archipelago.peer import endpoint
+    monkeypatch.setattr(endpoint, "IDLE_CHECK", 600.0)
+    with Echo(seg, [PORT], nr_threads=0) as p, Endpoint(seg) as c:
+        p.start()
+        for _ in range(3000):
+            c.call(PORT, Op.INFO, "obj").close()
