@@ -1,9 +1,10 @@
 """Endpoint: bound ports plus the loop that accepts requests and receives replies.
 
 The requester side lives here: submit() sends a request and returns a Pending,
-call() waits for the reply.  Any thread may submit; one loop thread receives
-every reply and completes its Pending, so many requests can be in flight from
-many threads (vlmcd fans one volume request out to many object requests).
+call() waits for the reply.  Any thread may submit; the loop thread (and one
+waiting caller at a time, see wait_for) receives the replies and completes their
+Pendings, so many requests can be in flight from many threads (vlmcd fans one
+volume request out to many object requests).
 
 Peer (server.py) adds the server side by overriding `_on_requests`.
 """
