@@ -218,3 +218,23 @@ def test_dead_owner_is_recovered(seg):
         a.put_many(back)
         with seg.bind(2, owner="restarted"):
             pass
+
+
+def _open_and_count(spec):
+    s = xseg.Segment.open(spec)
+    try:
+        return s.info()["nr_ports"]
+    finally:
+        s.close()
+
+
+def test_open_races_create():
+    """Peers starting together: one creates the segment, the rest join it."""
+    import multiprocessing
+
+    name = unique("race")
+    try:
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            assert pool.map(_open_and_count, [f"posix:{name}:4:8:64"] * 8) == [8] * 8
+    finally:
+        xseg.Segment.destroy(name)

@@ -1,5 +1,7 @@
 """Segment: create, join, inspect and destroy a shared-memory segment; bind ports."""
+import errno
 import os
+import time
 import weakref
 
 from ._xseg import ffi, lib
@@ -67,7 +69,15 @@ class Segment:
         try:
             return cls.create(spec)
         except SegmentExists:
-            return cls.join(name)
+            pass
+        for _ in range(200):        # another process may be creating it right now
+            try:
+                return cls.join(name)
+            except XsegError as e:
+                if e.errno != errno.EAGAIN:
+                    raise
+                time.sleep(0.01)
+        return cls.join(name)
 
     @staticmethod
     def destroy_name(name):
