@@ -237,3 +237,14 @@ def test_cache_bound_across_volumes():
         v.cache.learn(0, {"epoch": 1, "extents": [["o", 0, 65536], ["p", 0, 65536]]})
     d._bound_caches()
     assert d.vol("c").cache is not None and d.vol("a").cache is None
+
+
+def test_idle_volume_states_are_bounded(monkeypatch):
+    import archipelago.peers.vlmcd as V
+    monkeypatch.setattr(V, "MAX_VOLUMES", 3)
+    d = V.Vlmcd(None, 1, 2)
+    busy = d._entered("busy")
+    for i in range(10):
+        d.vol(f"junk{i}")
+    assert len(d._vols) == 3 and "busy" in d._vols     # in-flight state is kept
+    busy.leave()

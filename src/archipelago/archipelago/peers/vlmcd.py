@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAP_CACHE_TTL = 5.0
 MAX_CACHED = 65536      # cached object mappings across all volumes (~10 MiB)
+MAX_VOLUMES = 4096      # idle per-volume states kept (LRU)
 RETRY_FOR = 30.0        # seconds idempotent requests are retried while a peer restarts
 
 # [vlmcd] options (type = vlmcd), besides the common ones.
@@ -114,9 +115,44 @@ class Vlmcd:
             v = self._vols.get(name)
             if v is None:
                 v = self._vols[name] = _Volume()
+                self._trim()
             else:
                 self._vols.move_to_end(name)
             return v
+
+    def _current(self, name, v):
+        with self._lock:
+            return self._vols.get(name) is v
+
+    def _entered(self, name):
+        """The volume's state with this request counted in (waits while it is frozen).
+        Re-checked after entering: an idle entry may be dropped meanwhile, and a
+        request counted on a dropped entry would escape the next freeze."""
+        while True:
+            v = self.vol(name)
+            v.enter()
+            if self._current(name, v):
+                return v
+            v.leave()
+
+    def _frozen(self, name):
+        """The volume's state, frozen and drained (same re-check as _entered)."""
+        while True:
+            v = self.vol(name)
+            v.freeze()
+            if self._current(name, v):
+                return v
+            v.thaw(forget=False)
+
+    def _trim(self):
+        """Forget idle volumes beyond MAX_VOLUMES (caller holds self._lock): requests
+        for any name, even bad ones, must not grow vlmcd's memory without bound."""
+        for name in list(self._vols):
+            if len(self._vols) <= MAX_VOLUMES:
+                return
+            v = self._vols[name]
+            if not v.active and not v.frozen:
+                del self._vols[name]
 
     def _bound_caches(self):
         """Drop the caches of the least recently used volumes beyond max_cached entries
@@ -164,8 +200,7 @@ class Vlmcd:
         method = str(h.pop("m", ""))
         vol = req.target.partition("@")[0]
         if method in FREEZING and vol and "@" not in req.target:
-            v = self.vol(vol)
-            v.freeze()
+            v = self._frozen(vol)
             try:
                 result = self.mcall(method, req.target, **h)
             finally:
@@ -210,8 +245,7 @@ class Vlmcd:
 
     # -- I/O ---------------------------------------------------------------------------
     def read(self, req):
-        v = self.vol(req.target.partition("@")[0])
-        v.enter()
+        v = self._entered(req.target.partition("@")[0])
         try:
             pos = 0
             for obj, ooff, n in self.map_read(v, req.target, req.offset, req.size):
@@ -227,8 +261,7 @@ class Vlmcd:
             v.leave()
 
     def write(self, req):
-        v = self.vol(req.target)
-        v.enter()
+        v = self._entered(req.target)
         try:
             flags = req.flags & (P.XF_FUA | P.XF_FLUSH)
             pos = 0
@@ -243,8 +276,7 @@ class Vlmcd:
             v.leave()
 
     def flush(self, name):
-        v = self.vol(name)
-        v.freeze()
+        v = self._frozen(name)
         try:
             self.retrying(self.t.request, self.blocker, P.X_FLUSH, "")
             self.retrying(self.mcall, "flush", name)
