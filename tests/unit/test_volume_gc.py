@@ -125,7 +125,8 @@ def test_node_roundtrip_and_corruption():
 
 
 def test_format_limits():
-    assert fmt.depth_for(1) == 0 and fmt.depth_for(512) == 0 and fmt.depth_for(513) == 1
+    n = fmt.LEAF_ENTRIES
+    assert fmt.depth_for(1) == 0 and fmt.depth_for(n) == 0 and fmt.depth_for(n + 1) == 1
     assert fmt.chunk_size(4 * M) == 64 << 10 and fmt.chunk_size(64 << 10) == 4096
     assert fmt.depth_for(((1 << 63) - 512) // (64 << 10) + 1) <= 5
 

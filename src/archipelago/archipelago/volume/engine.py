@@ -54,7 +54,7 @@ class Target:
 
 class VolumeEngine:
     def __init__(self, store, owner="local:engine", lease_ttl=30.0, *, write_wait=None,
-                 node_cache=1024, gc_grace=None, private_nodes=16):
+                 node_cache=1024, gc_grace=None, private_nodes=8):
         self.store = store
         self.owner = owner
         self.cache = NodeCache(store, node_cache)

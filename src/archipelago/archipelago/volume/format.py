@@ -43,7 +43,7 @@ import zlib
 from ..errors import BackendError
 
 FORMAT = 1
-LEAF_ENTRIES = 512
+LEAF_ENTRIES = 128
 FANOUT = 512
 CHUNKS = 64                      # bits in own_bm / dirty_bm
 MIN_CHUNK = 4096
