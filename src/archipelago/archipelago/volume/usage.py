@@ -12,8 +12,8 @@ class VolumeInfo:
     object_size: int
     origin: str | None = None     # the snapshot or image this volume was cloned from
     snapshots: list = field(default_factory=list)
-    allocated: int = 0            # bytes backed by objects (thin: unwritten = 0)
-    unique: int = 0               # bytes only this tree holds (freed by removing it)
+    allocated: int | None = 0     # bytes backed by objects (thin: unwritten = 0)
+    unique: int | None = 0        # bytes only this tree holds (freed by removing it)
     lock_owner: str | None = None
     lock_generation: int | None = None
     read_only: bool = False
