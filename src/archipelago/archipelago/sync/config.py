@@ -80,8 +80,8 @@ def secret(settings):
     return text.encode()
 
 
-def parse_hostport(text, default_port=DEFAULT_PORT, what="address"):
-    """'host:port', '[v6]:port', 'host' -> (host, port)."""
+def parse_hostport(text, default_port=DEFAULT_PORT, what="address", any_port=False):
+    """'host:port', '[v6]:port', 'host' -> (host, port); port 0 only if `any_port`."""
     text = (text or "").strip()
     if not text:
         raise InvalidArgument(f"empty {what}")
@@ -96,6 +96,6 @@ def parse_hostport(text, default_port=DEFAULT_PORT, what="address"):
         port = int(port) if port else default_port
     except ValueError:
         raise InvalidArgument(f"bad {what} {text!r}: port must be a number") from None
-    if not host or not 0 < port < 65536:
+    if not host or not (0 if any_port else 1) <= port < 65536:
         raise InvalidArgument(f"bad {what} {text!r}")
     return host, port

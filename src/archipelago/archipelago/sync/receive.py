@@ -170,7 +170,7 @@ def _interrupt(ap, job, err):
     except ArchipelagoError as e:
         log.warning("receive into %s: could not checkpoint after the interruption (%s); "
                     "resuming from the previous checkpoint", job.volume, e)
-    log.warning("receive into %s interrupted at offset %d: %s", job.volume,
+    log.info("receive into %s interrupted at offset %d: %s", job.volume,
                 job.state["offset"], err)
     raise Interrupted(f"{err}; {job.volume} is unchanged", job.token()) from None
 

@@ -58,7 +58,7 @@ def _readline(sock, limit=4096):
 # -- the receiving end -------------------------------------------------------------
 def bind(listen):
     """A listening socket on `listen` (ADDR:PORT; port 0 picks one)."""
-    host, port = parse_hostport(listen, what="listen address")
+    host, port = parse_hostport(listen, what="listen address", any_port=True)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         family = infos[0][0]
