@@ -46,8 +46,14 @@ PATTERNS = [("4k-randread-qd16", "randread", "4k", 16),
             ("1m-read-qd8", "read", "1m", 8),
             ("1m-write-qd8", "write", "1m", 8)]
 VOLUME_SERVER = """
-import signal, sys
+import os, signal, sys, threading, time
 from archipelago import client
+parent = os.getppid()
+def orphaned():                      # the bench was killed: do not outlive it
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+threading.Thread(target=orphaned, daemon=True).start()
 from archipelago.nbd.testing import serve
 from archipelago.nbd.volume import VolumeProvider
 from archipelago.store.rados import RadosStore
@@ -175,6 +181,12 @@ def main():
     pool = "bench"
     env = dict(os.environ, POOL=pool, STORE_BYTES=str(3 << 30), CEPH_CONF=str(d / "ceph.conf"))
     process.run([TOOL, "start", d], env=env, timeout=300)
+    # Killed before the finally below runs: a watchdog stops the cluster anyway.
+    if not os.environ.get("CEPH_BENCH_DIR"):
+        subprocess.Popen(["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 2; "
+                          f"done; '{TOOL}' stop '{d}' >/dev/null 2>&1; rm -rf '{d}'"],
+                         start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = None
     try:
         store = RadosStore(conf=d / "ceph.conf", pool=pool, queue_depth=QD)
