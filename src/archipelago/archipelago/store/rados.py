@@ -23,6 +23,7 @@ Config (the radosd role section, e.g. `[blockerb]` with `type = rados`):
     RadosStore.from_config(archipelago.config.load(), "blockerb")
 """
 import atexit
+import collections
 import errno
 import logging
 import threading
@@ -448,14 +449,18 @@ class RadosStore(RadosLeases, ObjectStore):
         """used: the bytes of this store's objects (exact: pool statistics lag behind
         and cover the whole pool, so this stats every object -- O(objects), through
         the aio queue); free: the cluster's available bytes (needs a ceph-mgr)."""
-        futs = [self._submit(f"stat {n}", lambda c, cb, n=n: c.io.aio_stat(n, cb))
-                for n in self.list()]
-        used = 0
-        for f in futs:
+        used, window = 0, collections.deque()
+
+        def settle(f):
             try:
-                used += f.result()[1] or 0
-            except NotFound:
-                pass
+                return f.result()[1] or 0
+            except NotFound:       # deleted meanwhile
+                return 0
+        for n in self.list():
+            window.append(self._submit(f"stat {n}", lambda c, cb, n=n: c.io.aio_stat(n, cb)))
+            if len(window) >= 4 * self.cfg.queue_depth:   # bounded memory
+                used += settle(window.popleft())
+        used += sum(settle(f) for f in window)
         cluster = self._sync("cluster stats", lambda c: c.cluster.get_cluster_stats())
         return StoreInfo(used=used, free=cluster["kb_avail"] * 1024)
 
