@@ -25,6 +25,8 @@ setup(
         "pika>=1.3",  # AMQP client of archipelago.bus (control plane)
         "SQLAlchemy>=2.0",  # daemon state (archipelago.bus.db)
         "python-daemon>=3.0",  # daemon runner (archipelago.bus.daemon)
+        # rados (archipelago.store.rados, radosd): Ceph's own binding, Debian's
+        # python3-rados -- not on PyPI; the venv sees it via --system-site-packages.
     ],
     entry_points={"console_scripts": [
         "vlmc = archipelago.cli.vlmc:main",
