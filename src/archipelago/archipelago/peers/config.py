@@ -45,7 +45,8 @@ COMMON = [
     C.Option("type", None, C.string, "filed, rados, memd, mapperd or vlmcd"),
     C.Option("portno_start", None, C.integer(0, 65535), "first port this role binds"),
     C.Option("portno_end", None, C.integer(0, 65535), "last port (default portno_start)"),
-    C.Option("nr_ops", 64, C.integer(1, 65536), "requests in flight per port"),
+    C.Option("nr_ops", 1024, C.integer(1, 65536),
+             "requests a port may hold at once (incoming and its own outgoing)"),
     C.Option("nr_threads", 8, C.integer(0, 256),
              "worker threads (a write waiting for a lock holds one); 0 = serve in the "
              "loop, for a data blocker only (mapperd and vlmcd wait for other peers)"),

@@ -56,6 +56,11 @@ class Transport:
         the reply data of a READ; `reply_cap` is room for any other reply data."""
         raise NotImplementedError
 
+    def start(self, port, op, target, **fields):
+        """Send a request without waiting; `.wait()` on the result gives its Reply
+        (or raises). This default sends synchronously."""
+        return Done(self.request, port, op, target, **fields)
+
     def call(self, port, op, method, target="", payload=b"", flags=0, **args):
         """An envelope call: returns (result header, payload bytes)."""
         env = P.pack({"m": method, **args}, payload)
@@ -66,6 +71,22 @@ class Transport:
 
     def close(self):
         pass
+
+
+class Done:
+    """A request that has already completed (or failed): the result of start()."""
+
+    def __init__(self, fn, *args, **kw):
+        self.value = self.error = None
+        try:
+            self.value = fn(*args, **kw)
+        except ArchipelagoError as e:
+            self.error = e
+
+    def wait(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 # errnos meaning "the peer is not there (now)": nobody bound, or it died serving it

@@ -25,16 +25,17 @@ import threading
 from collections import OrderedDict
 
 from .. import config as C
-from ..errors import BackendError, Unsupported
+from ..errors import ArchipelagoError, BackendError, Unsupported
 from . import protocol as P
 from .mapcache import MapCache
-from .transport import retrying
+from .transport import PEER_GONE, retrying
 
 log = logging.getLogger(__name__)
 
 MAP_CACHE_TTL = 5.0
 MAX_CACHED = 65536      # cached object mappings across all volumes (~10 MiB)
 MAX_VOLUMES = 4096      # idle per-volume states kept (LRU)
+FANOUT = 16             # object requests in flight per volume request
 RETRY_FOR = 30.0        # seconds idempotent requests are retried while a peer restarts
 
 # [vlmcd] options (type = vlmcd), besides the common ones.
@@ -247,15 +248,8 @@ class Vlmcd:
     def read(self, req):
         v = self._entered(req.target.partition("@")[0])
         try:
-            pos = 0
-            for obj, ooff, n in self.map_read(v, req.target, req.offset, req.size):
-                part = req.buf[pos:pos + n]
-                if obj is None:
-                    part[:] = zeros(n)
-                else:
-                    self.retrying(self.t.request, self.blocker, P.X_READ, obj, offset=ooff,
-                                  size=n, out=part)
-                pos += n
+            extents = self.map_read(v, req.target, req.offset, req.size)
+            self._object_io(P.X_READ, req, extents)
             return req.size
         finally:
             v.leave()
@@ -263,17 +257,54 @@ class Vlmcd:
     def write(self, req):
         v = self._entered(req.target)
         try:
-            flags = req.flags & (P.XF_FUA | P.XF_FLUSH)
-            pos = 0
-            for obj, ooff, n in self.map_write(v, req.target, req.offset, req.size):
-                if obj is None:
-                    raise BackendError(f"mapperd mapped a write of {req.target} to no object")
-                self.retrying(self.t.request, self.blocker, P.X_WRITE, obj, offset=ooff, size=n,
-                               data=req.buf[pos:pos + n], flags=flags)
-                pos += n
+            extents = self.map_write(v, req.target, req.offset, req.size)
+            self._object_io(P.X_WRITE, req, extents, req.flags & (P.XF_FUA | P.XF_FLUSH))
             return req.size
         finally:
             v.leave()
+
+    def _object_io(self, op, req, extents, flags=0):
+        """One blocker request per extent, all in flight at once, straight from/into
+        the slices of the volume request's buffer; unmapped read extents are zeros."""
+        jobs, pos = [], 0
+        for obj, ooff, n in extents:
+            part = req.buf[pos:pos + n]
+            pos += n
+            if obj is None:
+                if op == P.X_WRITE:
+                    raise BackendError(f"mapperd mapped a write of {req.target} to no object")
+                part[:] = zeros(n)
+                continue
+            io = {"out": part} if op == P.X_READ else {"data": part, "flags": flags}
+            jobs.append((obj, ooff, n, io))
+        if len(jobs) == 1:
+            obj, ooff, n, io = jobs[0]
+            self.retrying(self.t.request, self.blocker, op, obj, offset=ooff, size=n, **io)
+            return
+        error = None
+        for i in range(0, len(jobs), FANOUT):
+            error = self._fan_out(op, jobs[i:i + FANOUT]) or error
+        if error is not None:
+            raise error
+
+    def _fan_out(self, op, jobs):
+        """Start `jobs` together, wait for all; returns the first error (or None)."""
+        started = [self.t.start(self.blocker, op, obj, offset=ooff, size=n, **io)
+                   for obj, ooff, n, io in jobs]
+        error = None
+        for handle, (obj, ooff, n, io) in zip(started, jobs, strict=True):
+            try:
+                handle.wait()            # every one, even after a failure: buffers in use
+            except ArchipelagoError as e:
+                if e.errno not in PEER_GONE:
+                    error = error or e
+                    continue
+                try:                     # the blocker is restarting: redo this one
+                    self.retrying(self.t.request, self.blocker, op, obj, offset=ooff,
+                                  size=n, **io)
+                except ArchipelagoError as e2:
+                    error = error or e2
+        return error
 
     def flush(self, name):
         v = self._frozen(name)

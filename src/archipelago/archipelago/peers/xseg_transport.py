@@ -10,7 +10,7 @@ carries the peer's message back in the data buffer).
 import errno as E
 import logging
 
-from ..errors import BackendError, Unavailable
+from ..errors import ArchipelagoError, BackendError, Unavailable
 from .transport import Reply, Transport
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,18 @@ class XsegTransport(Transport):
 
     def request(self, port, op, target, *, offset=0, size=0, flags=0, data=b"",
                 out=None, reply_cap=0):
+        pend = self._send(port, op, target, offset, size, flags, data, out, reply_cap)
+        return self._finish(pend, out)
+
+    def start(self, port, op, target, *, offset=0, size=0, flags=0, data=b"", out=None,
+              reply_cap=0):
+        try:
+            pend = self._send(port, op, target, offset, size, flags, data, out, reply_cap)
+        except ArchipelagoError as e:
+            return _Failed(e)
+        return _InFlight(self, pend, out)
+
+    def _send(self, port, op, target, offset, size, flags, data, out, reply_cap):
         import xseg
         room = max(len(data), reply_cap, size if out is not None else 0)
         try:
@@ -55,13 +67,15 @@ class XsegTransport(Transport):
                                   offset=offset, flags=flags)
             if len(data):
                 req.data[:len(data)] = data
-            pend = self.ep.submit_req(port, req)
+            return self.ep.submit_req(port, req)
         except xseg.PortNotBound:
             raise Unavailable(f"no peer serves port {port} (is the node running? "
                               "archipelago status)") from None
         except xseg.XsegError as e:
             raise BackendError(f"cannot send {op} {target} to port {port}: {e.strerror}",
                                errno=e.errno or E.EIO) from None
+
+    def _finish(self, pend, out):
         with pend.result(self.timeout) as rep:
             if out is not None:
                 n = min(len(out), rep.serviced)
@@ -77,3 +91,23 @@ class XsegTransport(Transport):
             finally:
                 seg.close()
 
+
+
+class _InFlight:
+    __slots__ = ("out", "pend", "t")
+
+    def __init__(self, t, pend, out):
+        self.t, self.pend, self.out = t, pend, out
+
+    def wait(self):
+        return self.t._finish(self.pend, self.out)
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+    def wait(self):
+        raise self.error
