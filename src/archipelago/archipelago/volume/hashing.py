@@ -79,9 +79,13 @@ def hash_spec(eng, spec):
             gcl.renew()
         name = digest.hexdigest()
         try:
-            return eng.catalog.lookup(name)["name"]
+            existing = eng.catalog.lookup(name)
         except NotFound:
-            pass
+            existing = None
+        if existing is not None:
+            if not existing.get("image"):
+                raise Exists(f"a volume named {name} exists; it is not the image of {spec}")
+            return name
         hdr = eng._new_header(name, size, osize, read_only=True, image=True, origin=spec)
         root = _build_tree(eng.store, fmt.unhex(hdr["id"]), items, hdr["depth"])
         hdr["root"] = hexuid(root) if root else None
