@@ -84,13 +84,18 @@ class CopyUp:
         """Copy the chunks of `mask` not yet in own from base into own, durably."""
         missing = mask & ~entry.own_bm
         base, own = entry.base_name(), entry.own_name()
+        pending = None                  # the last chunk is written with FUA: one sync
         c = 0
         while missing >> c:
             if missing >> c & 1:
                 data = self.store.read(base, c * self.cs, self.cs)
                 if data.count(0) != len(data):      # a hole reads as zeros already
-                    self.store.write(own, c * self.cs, data, fua=True, lease=self.lease)
+                    if pending is not None:
+                        self.store.write(own, pending[0], pending[1], lease=self.lease)
+                    pending = (c * self.cs, data)
             c += 1
+        if pending is not None:
+            self.store.write(own, pending[0], pending[1], fua=True, lease=self.lease)
         entry.own_bm |= mask
         if entry.own_bm & self.full == self.full:
             # own now holds the whole object: drop the base (one reference less).
