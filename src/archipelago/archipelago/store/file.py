@@ -278,14 +278,17 @@ class FileStore(ObjectStore):
         return True
 
     def _tmp(self, d):
-        self._mkdirs(d)
+        if not os.path.isdir(d):
+            # A new fan-out directory must be durable before what is published in it.
+            os.makedirs(d, exist_ok=True)
+            self._fsync_dir(os.path.dirname(d))
+            self._fsync_dir(self._objdir)
         return os.path.join(d, "#tmp-" + uuid.uuid4().hex)
 
     def _publish(self, tmp, path, name):
         """Rename the synced temp file over `path`, durably."""
         os.rename(tmp, path)
         self._forget(name)
-        self._sync_dirs()
         self._fsync_dir(os.path.dirname(path))
 
     def copy(self, src, dst, *, lease=None):
@@ -382,7 +385,6 @@ class FileStore(ObjectStore):
                 return False
             finally:
                 os.unlink(tmp)
-            self._sync_dirs()
             self._fsync_dir(os.path.dirname(path))
         return True
 
