@@ -241,3 +241,24 @@ def test_no_lost_wakeups_between_caller_and_loop(seg, monkeypatch):
         p.start()
         for _ in range(3000):
             c.call(PORT, Op.INFO, "obj").close()
+
+
+def test_dropped_pendings_give_their_requests_back(seg, peer):
+    with Endpoint(seg, nr_ops=4) as c:
+        for i in range(40):                  # never result(): the replies are dropped
+            c.submit(PORT, Op.WRITE, "x", data=b"%d" % i)
+        with c.call(PORT, Op.INFO, "obj", timeout=30) as rep:
+            assert rep.serviced == 42
+
+
+def test_full_port_waits_for_a_request_to_come_back(seg, peer):
+    with Endpoint(seg, nr_ops=2) as c:
+        held = [c.submit(PORT, Op.INFO, "obj").result(timeout=30) for _ in range(2)]
+        c.get_timeout = 0.2
+        with pytest.raises(xseg.NoBuffers, match="all its 2 requests"):
+            c.submit(PORT, Op.INFO, "obj")
+        c.get_timeout = 30
+        threading.Timer(0.2, held[0].close).start()
+        with c.call(PORT, Op.INFO, "obj", timeout=30) as rep:   # waits for held[0]
+            assert rep.serviced == 42
+        held[1].close()

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 IDLE_CHECK = 1.0      # seconds between checks for dead peers (recovery)
 BATCH = 256
+GET_TIMEOUT = 10.0    # seconds prepare() waits for a free request before NoBuffers
 
 
 class Endpoint:
@@ -44,6 +45,9 @@ class Endpoint:
         self._pending = {}
         self._abandon_lock = threading.Lock()
         self._leader = threading.Lock()     # held by the caller receiving for all
+        self._freed = threading.Condition()  # a request came back (see prepare)
+        self._free_waiters = 0
+        self.get_timeout = GET_TIMEOUT
         self._stopping = False
         self._closed = False
         self._thread = None
@@ -51,13 +55,41 @@ class Endpoint:
     # -- requester side --
     def prepare(self, op, target="", *, data=None, datalen=None, size=None, offset=0,
                 flags=0):
-        """A request ready to submit: data (bytes) copied in, or datalen bytes of room."""
+        """A request ready to submit: data (bytes) copied in, or datalen bytes of room.
+        When all of the port's nr_ops requests are in flight (or the heap is full) it
+        waits up to get_timeout seconds for one to come back, then raises NoBuffers."""
         n = len(data) if data is not None else (datalen or 0)
-        req = self.port.get(n, op=op, target=target, offset=offset,
-                            size=n if size is None else size, flags=flags)
+        size = n if size is None else size
+        deadline = None
+        while True:
+            try:
+                req = self.port.get(n, op=op, target=target, offset=offset, size=size,
+                                    flags=flags)
+                break
+            except xseg.NoBuffers:
+                now = time.monotonic()
+                deadline = deadline or now + self.get_timeout
+                if now >= deadline:
+                    raise
+                self._wait_freed(min(0.05, deadline - now))
         if data is not None and n:
             req.data[:] = data
         return req
+
+    def _wait_freed(self, timeout):
+        """Sleep until a reply of ours is closed (or timeout: other processes free
+        heap space without telling us)."""
+        with self._freed:
+            self._free_waiters += 1
+            try:
+                self._freed.wait(timeout)
+            finally:
+                self._free_waiters -= 1
+
+    def _request_freed(self):
+        if self._free_waiters:
+            with self._freed:
+                self._freed.notify_all()
 
     def submit_req(self, dst, req, callback=None):
         """Submit a prepared request; returns its Pending."""
@@ -152,9 +184,10 @@ class Endpoint:
             with self._abandon_lock:
                 if pend.abandoned:
                     self.port.put(req)
+                    self._request_freed()
                     continue
             try:
-                pend._complete(Reply(self.port, req))
+                pend._complete(Reply(self.port, req, self))
             except Exception:
                 log.exception("%s: reply callback failed", self.name)
 

@@ -11,10 +11,11 @@ class Reply:
     """A received reply.  `data` is a memoryview into the segment, valid until
     close() gives the request back (use `with`)."""
 
-    __slots__ = ("_port", "req")
+    __slots__ = ("_owner", "_port", "req")
 
-    def __init__(self, port, req):
+    def __init__(self, port, req, owner=None):
         self._port = port
+        self._owner = owner     # the Endpoint, told when a request comes back
         self.req = req
 
     @property
@@ -51,6 +52,16 @@ class Reply:
         if self._port is not None:
             port, self._port = self._port, None
             port.put(self.req)
+            if self._owner is not None:
+                self._owner._request_freed()
+
+    def __del__(self):
+        # a reply nobody closed (say, a fan-out abandoned after its first error)
+        # must not keep its request out of the port for good
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def __enter__(self):
         return self
