@@ -7,6 +7,7 @@ Exit status: 0 ok, 1 failed (message on stderr), 2 bad input or usage.
 """
 import copy
 import re
+import time
 
 import click
 
@@ -156,6 +157,8 @@ def info(ctx, name, as_json):
     for key, value in i.items():
         if key in ("size", "object_size", "allocated", "unique"):
             value = f"{format_size(value)} ({value} bytes)"
+        elif key == "created" and isinstance(value, int | float):
+            value = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(value))
         elif isinstance(value, list):
             value = " ".join(map(str, value)) or "-"
         elif value is None or value == "":
