@@ -2,6 +2,7 @@
 import io
 import os
 import random
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,8 +39,26 @@ def stream(c, spec, **kw):
     return out.getvalue(), stats
 
 
+SPOOL_MAX = None          # the staging of incremental streams: None = the default
+
+
 def recv(c, vol, raw, state_dir, **kw):
+    kw.setdefault("spool_max", SPOOL_MAX)
     return sync.receive(c, vol, io.BytesIO(raw), state_dir=str(state_dir), **kw)
+
+
+@pytest.fixture(params=["spool", "clone"])
+def staging(request, monkeypatch):
+    """Run a test with incremental streams spooled, then staged in a clone volume."""
+    monkeypatch.setattr(sys.modules[__name__], "SPOOL_MAX",
+                        None if request.param == "spool" else 0)
+    return request.param
+
+
+def _begin(raw):
+    r = F.Reader(io.BytesIO(raw))
+    r.preamble()
+    return r.next().json()
 
 
 def fingerprint(c, vol):
@@ -67,11 +86,15 @@ def pair(tmp_path):
     return a, b, tmp_path
 
 
-def test_full_then_incremental_is_identical(pair):
+def test_full_then_incremental_is_identical(pair, staging):
     a, b, sd = pair
     assert read(b, "v@s1") == read(a, "v@s1")
     assert b.info("v@s1")["guid"] == a.info("v@s1")["guid"]
     raw, _ = stream(a, "v@s2", from_snap="s1")
+    job = sync.Job.open(b, "v", _begin(raw), str(sd), spool_max=SPOOL_MAX)
+    assert job.spooled == (staging == "spool")
+    assert ("v.recv-" in " ".join(b.list())) == (staging == "clone")
+    job.abort()
     res = recv(b, "v", raw, sd)
     assert res["snapshot"] == "s2" and not res["resumed"]
     assert read(b, "v@s2") == read(a, "v@s2") == read(b, "v")
@@ -102,7 +125,7 @@ def test_full_stream_of_a_thin_volume_is_small(tmp_path):
     assert read(b, "big@s") == read(a, "big@s")
 
 
-def test_resize_travels(pair):
+def test_resize_travels(pair, staging):
     a, b, sd = pair
     a.resize("v", SIZE + 3 * MiB)
     write(a, "v", b"q" * K64, SIZE + MiB)
@@ -137,7 +160,7 @@ def _fresh_target(a, b, sd):
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_a_flipped_byte_anywhere_changes_nothing(pair, data):
+def test_a_flipped_byte_anywhere_changes_nothing(pair, staging, data):
     a, b, sd = pair
     vol, raw = _fresh_target(a, b, sd)
     pos = data.draw(st.integers(0, len(raw) - 1), label="pos")
@@ -155,7 +178,7 @@ def test_a_flipped_byte_anywhere_changes_nothing(pair, data):
 @settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_a_truncated_stream_changes_nothing_and_resumes(pair, data):
+def test_a_truncated_stream_changes_nothing_and_resumes(pair, staging, data):
     a, b, sd = pair
     vol, raw = _fresh_target(a, b, sd)
     cut = data.draw(st.integers(0, len(raw) - 1), label="cut")
@@ -176,7 +199,7 @@ def test_a_truncated_stream_changes_nothing_and_resumes(pair, data):
     assert read(b, f"{vol}@s2") == read(a, "v@s2")
 
 
-def test_resume_with_an_older_token_and_a_fresh_restart(pair):
+def test_resume_with_an_older_token_and_a_fresh_restart(pair, staging):
     a, b, sd = pair
     raw, _ = stream(a, "v@s2", from_snap="s1")
     with pytest.raises(sync.Interrupted) as first:
@@ -212,7 +235,7 @@ def test_resume_refusals(pair):
         recv(b, "v", rest, sd)
 
 
-def test_base_mismatch_is_refused_and_force_rolls_back(pair):
+def test_base_mismatch_is_refused_and_force_rolls_back(pair, staging):
     a, b, sd = pair
     raw2, _ = stream(a, "v@s2", from_snap="s1")
     write(b, "v", b"local" * 1000, 0)                     # the target moved on
@@ -276,3 +299,29 @@ def test_trailer_mismatch_aborts(pair):
     with pytest.raises(F.StreamCorrupt, match="carried"):
         recv(b, "v", out.getvalue(), sd)
     assert fingerprint(b, "v") == before and sync.resume_token(str(sd), "v") is None
+
+
+@pytest.mark.parametrize("step", ["copy_ranges", "apply_spool"])
+def test_a_crash_during_the_commit_is_finished_by_the_next_receive(pair, monkeypatch,
+                                                                   step):
+    from archipelago.sync import sink, stage
+    a, b, sd = pair
+    raw, _ = stream(a, "v@s2", from_snap="s1")
+    mod = sink if step == "apply_spool" else stage
+    real = getattr(mod, step)
+
+    def half_then_crash(*args):
+        if step == "copy_ranges":
+            real(*args[:3], args[3][:len(args[3]) // 2])
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(mod, step, half_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        recv(b, "v", raw, sd, spool_max=None if step == "apply_spool" else 0)
+    assert b.info("v")["snapshots"] == ["s1"]
+    monkeypatch.setattr(mod, step, real)
+    with pytest.raises(Exists):                   # finishes the commit, then: s2 exists
+        recv(b, "v", raw, sd)
+    assert b.info("v")["snapshots"] == ["s1", "s2"]
+    assert read(b, "v@s2") == read(a, "v@s2") == read(b, "v")
+    assert sync.resume_token(str(sd), "v") is None

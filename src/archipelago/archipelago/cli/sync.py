@@ -153,7 +153,8 @@ def receive(ctx, volume, inp, listen, force, limit, timeout, show_token, abort, 
     if inp is not None and listen is not None:
         raise InvalidArgument("give -i FILE or --listen, not both")
     kw = {"state_dir": state_dir, "force": force, "rate": _rate(limit, settings),
-          "checkpoint": (settings.checkpoint_interval, settings.checkpoint_bytes)}
+          "checkpoint": (settings.checkpoint_interval, settings.checkpoint_bytes),
+          "spool_max": settings.spool_max}
     c = _client(ctx)
     if listen is not None:
         res = _listen(c, volume, listen, settings, timeout, kw)

@@ -222,9 +222,9 @@ class Reader:
         """The next verified Record (its payload valid until the next call)."""
         raw = self._read(RECORD_HEAD)
         head, want = bytes(raw[:HEAD.size]), bytes(raw[HEAD.size:])
-        rtype, _fl, _r1, seq, offset, length, plen, _r2 = HEAD.unpack(head)
+        rtype, flags, r1, seq, offset, length, plen, r2 = HEAD.unpack(head)
         limit = MAX_PAYLOAD if rtype == DATA else MAX_META
-        if rtype not in TYPE_NAMES or plen > limit:
+        if rtype not in TYPE_NAMES or plen > limit or flags or r1 or r2:
             raise StreamCorrupt(f"record after #{self.seq}: bad record header")
         payload = self._read(plen, self._buf if rtype == DATA else None) if plen else b""
         got = digest(head, payload)

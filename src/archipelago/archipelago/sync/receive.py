@@ -11,8 +11,6 @@ that disagrees with what arrived aborts the job (nothing to resume from).
 """
 import logging
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import ArchipelagoError
 from . import format as F
@@ -24,8 +22,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_BYTES = 64 << 20
 CHECKPOINT_SECS = 5.0
-DEPTH = 4
-_ZEROS = memoryview(bytes(F.MAX_PAYLOAD))
 
 
 class Interrupted(F.StreamError):
@@ -38,13 +34,11 @@ class Interrupted(F.StreamError):
 
 
 class _Applier:
-    """Writes verified records into the staging volume; tracks the durable point."""
+    """Hands verified records to the job's sink; tracks the durable point."""
 
-    def __init__(self, job, vol, counts, seq, offset, every=None):
-        self.job, self.vol = job, vol
+    def __init__(self, job, sink, counts, seq, offset, every=None):
+        self.job, self.sink = job, sink
         self.every_secs, self.every_bytes = every or (CHECKPOINT_SECS, CHECKPOINT_BYTES)
-        self.pool = ThreadPoolExecutor(DEPTH)
-        self.inflight = deque()
         self.counts = counts               # through the last record handed to apply()
         self.seq, self.offset = seq, offset
         self.since = 0
@@ -55,37 +49,20 @@ class _Applier:
         if rec.offset < self.offset or rec.offset + rec.length > self.size:
             raise F.StreamCorrupt(f"record {rec.seq}: range {rec.offset}+{rec.length} is "
                                   f"out of order or beyond the volume ({self.size} bytes)")
-        if rec.type == F.DATA:
-            self._submit(self.vol.pwrite, bytes(rec.payload), rec.offset)
-        elif not self.job.full:          # a fresh volume reads zeros already
-            for off in range(rec.offset, rec.offset + rec.length, F.MAX_PAYLOAD):
-                n = min(F.MAX_PAYLOAD, rec.offset + rec.length - off)
-                self._submit(self.vol.pwrite, _ZEROS[:n], off)
+        self.sink.put(rec)
         self.counts.add(rec.type, rec.length, rec.digest)
         self.seq, self.offset = rec.seq + 1, rec.offset + rec.length
         self.since += rec.length
         if self.since >= self.every_bytes or time.monotonic() - self.last > self.every_secs:
             self.checkpoint()
 
-    def _submit(self, fn, *args):
-        while len(self.inflight) >= DEPTH:
-            self.inflight.popleft().result()
-        self.inflight.append(self.pool.submit(fn, *args))
-
-    def drain(self):
-        while self.inflight:
-            self.inflight.popleft().result()
-
     def checkpoint(self):
-        self.drain()
-        self.vol.flush()
-        self.job.checkpoint(self.seq, self.offset, self.counts)
+        extra = self.sink.sync()
+        self.job.checkpoint(self.seq, self.offset, self.counts, **extra)
         self.since, self.last = 0, time.monotonic()
 
     def close(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.inflight.clear()
-        self.vol.close()
+        self.sink.close()
 
 
 def _begin(reader):
@@ -106,26 +83,27 @@ def _begin(reader):
 
 
 def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=None,
-            checkpoint=None):
+            checkpoint=None, spool_max=None):
     """Apply the stream read from binary file `inp` to `volume`; returns a stats dict.
     Raises Interrupted (with a resume token) if the stream stops early. `checkpoint`:
-    (seconds, bytes) between checkpoints (default CHECKPOINT_SECS/BYTES)."""
+    (seconds, bytes) between checkpoints (default CHECKPOINT_SECS/BYTES); incremental
+    streams up to `spool_max` bytes are spooled to a local file (default SPOOL_MAX),
+    larger ones staged in a clone."""
     started = time.monotonic()
     reader = F.Reader(inp, limiter(rate))
     brec, header = _begin(reader)
-    job = Job.open(client, volume, header, state_dir, force)
+    job = Job.open(client, volume, header, state_dir, force, spool_max)
     counts = F.Counts.from_json(job.state["counts"])
     if header.get("resume") is None:
         counts.add(F.BEGIN, 0, brec.digest)
         job.checkpoint(1, 0, counts)
-    ap = _Applier(job, client.volume(job.stage), counts.copy(), job.state["seq"],
-                  job.state["offset"], checkpoint)
+    ap = _Applier(job, job.sink(), counts.copy(), job.state["seq"], job.state["offset"],
+                  checkpoint)
     bar = Progress(header["total"] - job.state["offset"] if header.get("resume") else
                    header["total"], f"receive {volume}", progress)
     try:
         try:
             trailer = _apply_all(reader, ap, bar)
-            ap.drain()
         except (F.StreamTruncated, F.StreamCorrupt) as e:
             _interrupt(ap, job, e)
         finally:
@@ -136,7 +114,7 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
             ap.close()
             job.abort()
             raise
-        ap.vol.flush()
+        ap.checkpoint()
     finally:
         ap.close()
     job.commit()

@@ -1,16 +1,18 @@
 """A receive job: where a stream is staged, its checkpoints, its commit.
 
 The target volume does not change until the whole stream has verified. Records
-go to a staging volume next to it (`VOL.recv-XXXXXXXXXXXX`): a clone of the
-target's base snapshot for an incremental stream (O(1)), a new volume for a full
-one. The job's state (the stream header, the staging volume, the last committed
-record) is a small JSON file in the node's state directory, `STATE/sync/
-recv-VOL.json`, replaced atomically at every checkpoint; the resume token is made
-from it. The commit, once the trailer has verified:
+are staged (sink.py): an incremental stream of up to `spool_max` bytes in a spool
+file next to the job state, a larger one in a staging volume `VOL.recv-XXXXXXXX`
+cloned from the target's base snapshot (O(1)), a full stream in a new staging
+volume. The job's state (the stream header, where it is staged, the last
+committed record) is a small JSON file in the node's state directory,
+`STATE/sync/recv-VOL.json`, replaced atomically at every checkpoint; the resume
+token is made from it. The commit, once the trailer has verified:
 
-  incremental: copy diff(VOL@BASE, stage) into VOL (with --force also every range
-               VOL changed since BASE, and the snapshots after BASE are removed),
-               then snapshot VOL@TO with the sender's guid;
+  incremental: with --force first undo what VOL changed since BASE (copied back
+               from VOL@BASE; snapshots after BASE are removed), then write the
+               spool (or diff(VOL@BASE, stage)) into VOL, then snapshot VOL@TO
+               with the sender's guid;
   full:        rename the staging volume to VOL, snapshot VOL@TO.
 
 Each step can run again after a crash (the state file says "committing"), so a
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 COPY_PIECE = 1 << 20
 COPY_DEPTH = 4
+SPOOL_MAX = 8 << 30         # incremental streams up to this size are spooled
+MARKS = 64                  # checkpoints a resume token may name
 
 
 class BaseMismatch(ArchipelagoError):
@@ -45,6 +49,10 @@ def stage_name(volume, to_guid):
 
 def state_path(state_dir, volume):
     return os.path.join(state_dir, f"recv-{volume}.json")
+
+
+def spool_path(state_dir, volume):
+    return os.path.join(state_dir, f"recv-{volume}.spool")
 
 
 def load_state(state_dir, volume):
@@ -150,21 +158,44 @@ class Job:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
-    def forget(self):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(state_path(self.state_dir, self.volume))
+    @property
+    def spooled(self):
+        return self.state.get("mode") == "spool"
 
-    def checkpoint(self, seq, offset, counts):
+    @property
+    def spool(self):
+        return spool_path(self.state_dir, self.volume)
+
+    def forget(self):
+        for path in (self.spool, state_path(self.state_dir, self.volume)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def checkpoint(self, seq, offset, counts, spool_size=None):
         """Records before `seq` (everything below `offset`) are durable in the stage."""
         self.state.update(seq=seq, offset=offset, counts=counts.to_json())
+        if self.spooled:
+            if spool_size is not None:
+                self.state["spool_size"] = spool_size
+            marks = self.state.setdefault("marks", {})
+            marks[str(seq)] = self.state.get("spool_size", 0)
+            for old in sorted(marks, key=int)[:-MARKS]:
+                del marks[old]
         self.save()
+
+    def sink(self):
+        """Where the records of this job go (sink.py)."""
+        from .sink import SpoolSink, VolumeSink
+        if self.spooled:
+            return SpoolSink(self.spool, self.state.get("spool_size", 0))
+        return VolumeSink(self.client.volume(self.stage), fresh=self.full)
 
     def token(self):
         return token_of(self.state)
 
     # -- opening ----------------------------------------------------------------------
     @classmethod
-    def open(cls, client, volume, header, state_dir, force=False):
+    def open(cls, client, volume, header, state_dir, force=False, spool_max=None):
         validate_name(volume)
         _check_header(header)
         old = load_state(state_dir, volume)
@@ -181,13 +212,16 @@ class Job:
                         old["header"]["volume"], old["header"]["to"]["name"], volume)
             cls(client, volume, state_dir, old).abort()
         base = _check_target(client, volume, header, force)
+        limit = SPOOL_MAX if spool_max is None else spool_max
+        spool = base is not None and header["total"] <= limit
         job = cls(client, volume, state_dir, {
             "v": 1, "volume": volume, "header": header, "phase": "receiving",
             "stage": stage_name(volume, header["to"]["guid"]), "base": base,
-            "force": bool(force), "seq": 1, "offset": 0,
-            "counts": F.Counts().to_json()})
+            "force": bool(force), "seq": 1, "offset": 0, "mode": "spool" if spool else
+            "volume", "spool_size": 0, "counts": F.Counts().to_json()})
         job.save()
-        job._make_stage()
+        if not spool:
+            job._make_stage()
         return job
 
     @classmethod
@@ -205,13 +239,21 @@ class Job:
             raise InvalidArgument(f"the resume token is ahead of what {volume} received "
                                   f"(offset {r['offset']} > {old['offset']}); use the token "
                                   f"from `vlmc receive {volume} --token`")
-        if not _exists(client, old["stage"]):
+        job = cls(client, volume, state_dir, old)
+        if job.spooled:
+            size = old.get("marks", {}).get(str(int(r["seq"])))
+            if size is None or not os.path.exists(job.spool) or \
+                    os.path.getsize(job.spool) < size:
+                raise InvalidArgument(f"the resume token names a point {volume} no longer "
+                                      f"has; use the token from `vlmc receive {volume} "
+                                      "--token`")
+            old["spool_size"] = size
+        elif not _exists(client, old["stage"]):
             raise NotFound(f"the staging volume {old['stage']} is gone; send the whole "
                            "stream again")
         # An older token is fine: what follows it is sent again and overwrites the
         # same bytes; the chain and counts continue from the token's.
         old.update(seq=int(r["seq"]), offset=int(r["offset"]), counts=r["counts"])
-        job = cls(client, volume, state_dir, old)
         job.save()
         return job
 
@@ -231,8 +273,9 @@ class Job:
     # -- ending -----------------------------------------------------------------------
     def abort(self):
         """Drop the staging volume and the state: the target never changed."""
-        with contextlib.suppress(NotFound):
-            self.client.remove(self.stage)
+        if not self.spooled:
+            with contextlib.suppress(NotFound):
+                self.client.remove(self.stage)
         self.forget()
 
     def commit(self):
@@ -248,8 +291,9 @@ class Job:
             c.snapshot(vol, to["name"], guid=to["guid"])
         else:
             self._commit_incremental()
-        with contextlib.suppress(NotFound):
-            c.remove(self.stage)
+        if not self.spooled:
+            with contextlib.suppress(NotFound):
+                c.remove(self.stage)
         self.forget()
         log.info("received %s@%s into %s@%s", h["volume"], to["name"], vol, to["name"])
 
@@ -263,15 +307,25 @@ class Job:
             raise BaseMismatch(f"{bspec} was removed during the receive")
         newer = names[names.index(base["name"]) + 1:]
         head = c.diff(bspec, vol)
-        if not self.state["force"] and (newer or head):
+        if not (self.state["force"] or self.state.get("applying")) and (newer or head):
             raise BaseMismatch(f"{vol} changed during the receive (since {bspec}); "
                                "receive again with --force to roll it back")
+        self.state["applying"] = True       # from here on VOL's changes are ours
+        self.save()
         size = h["volume_size"]
         if c.info(vol)["size"] != size:
             c.resize(vol, size)
-        ranges = [(o, min(n, size - o)) for o, n in _union(head, c.diff(bspec, self.stage))
-                  if o < size]
-        copy_ranges(c, self.stage, vol, ranges)
+
+        def clip(ranges):
+            return [(o, min(n, size - o)) for o, n in ranges if o < size]
+
+        if self.spooled:
+            from .sink import apply_spool
+            if head:                        # --force, or a commit run again
+                copy_ranges(c, bspec, vol, clip(head))
+            apply_spool(self.spool, self.state["spool_size"], c.volume(vol))
+        else:
+            copy_ranges(c, self.stage, vol, clip(_union(head, c.diff(bspec, self.stage))))
         for snap in reversed(newer):
             log.warning("--force: removing %s@%s (newer than the stream's base)", vol, snap)
             c.remove(f"{vol}@{snap}")
