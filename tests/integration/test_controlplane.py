@@ -113,9 +113,9 @@ def test_not_implemented_and_bad_input(cluster):
                                           "v", "compute-0-0", "1G", "img_sync=yes")
     assert "not implemented yet" in fails(cl, "set", "host", "storagemap", "nas-0-0", "v",
                                           "remotehost=compute-0-1")
-    assert "not implemented yet" in fails(cl, "add", "host", "storageimg", "nas-0-0", "pool",
-                                          "img", "source=/tmp/x.qcow2")
-    assert "not implemented yet" in fails(cl, "list", "host", "storageimg", "nas-0-0")
+    assert "does not exist on this NAS" in fails(cl, "add", "host", "storageimg", "nas-0-0",
+                                                 "pool", "img", "source=/nonexistent.qcow2")
+    assert ok(cl, "list", "host", "storageimg", "nas-0-0").strip() == "no images"
     assert "invalid volume name" in fails(cl, "add", "host", "storagemap", "nas-0-0", "pool",
                                           "../x", "compute-0-0", "1G")
     assert "invalid size" in fails(cl, "add", "host", "storagemap", "nas-0-0", "pool", "v",

@@ -26,6 +26,7 @@ class StubCluster:
     def start_nas(self, extra=""):
         cfg = node_config("nas-0-0", self.tmp / "nas-0-0", extra)
         nas = NasNode(cfg, bus=self.bus, volume_service=self.volumes)
+        nas.importer.inline = True        # imports finish inside add_image
         nas.setup()
         return nas
 

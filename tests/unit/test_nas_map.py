@@ -203,7 +203,7 @@ def test_attributes(cl):
 
 def test_sync_and_image_not_implemented(cl):
     assert "not implemented yet" in cl.map("v", sync=True)["error"]
-    assert "not implemented yet" in cl.map("v", image="base")["error"]
+    assert "image base is not known" in cl.map("v", image="base")["error"]
 
 
 def test_old_finished_requests_are_pruned(cl):

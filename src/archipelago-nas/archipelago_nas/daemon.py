@@ -8,7 +8,7 @@ from archipelago.bus.errors import BusError
 from archipelago.bus.node import Node
 from archipelago.errors import Unavailable
 
-from . import handlers, jobs, volumes
+from . import handlers, images, jobs, volumes
 from .config import NAS
 from .models import Base, Peer, Request
 
@@ -29,6 +29,7 @@ class NasNode(Node):
         self.sweep_interval = sec.sweep_interval
         super().__init__(cfg, bus, db_url)
         self.volumes = volume_service or volumes.make(sec.volumes, self)
+        self.importer = images.Importer(self)      # image imports run as jobs
 
     def actions(self):
         return handlers.actions()
@@ -38,6 +39,7 @@ class NasNode(Node):
 
     def recover(self, ctx):
         jobs.recover(ctx)
+        images.recover(ctx)
 
     def setup(self):
         super().setup()

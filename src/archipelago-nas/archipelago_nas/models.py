@@ -86,3 +86,23 @@ class Peer(Base):
     load: Mapped[float] = mapped_column(Float, default=0.0)
     interval: Mapped[float] = mapped_column(Float, default=5.0)
     last_seen: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Image(Base):
+    """A read-only image imported into a pool (rocks add host storageimg) and the state
+    of its import: importing -> ready, or error (with the reason)."""
+
+    __tablename__ = "images"
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(NAME))
+    source: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)              # bytes (virtual size)
+    state: Mapped[str] = mapped_column(String(16), default="importing")
+    step: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)   # bytes read so far
+    stored: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes of its objects
+    added: Mapped[int] = mapped_column(BigInteger, default=0)   # new bytes in the store
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[float] = mapped_column(Float, default=time.time)
+    finished: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -2,14 +2,17 @@
 from archipelago.bus.dispatch import Action
 
 from . import (
+    add_image,
     clean,
     del_attrs,
     delete,
     get_attrs,
     get_volume_attrs,
+    list_images,
     list_mappings,
     list_nodes,
     map,
+    remove_image,
     set_attrs,
     set_volume_attrs,
     unmap,
@@ -23,10 +26,10 @@ MODULES = {
     "get_attrs": get_attrs, "set_attrs": set_attrs, "del_attrs": del_attrs,
     "list_nodes": list_nodes, "clean": clean,
     "volume_mapped": volume_mapped, "volume_unmapped": volume_unmapped,
+    "add_image": add_image, "list_images": list_images, "remove_image": remove_image,
 }
 # Accepted, answered with a clear "not implemented yet" (they come with their issues).
-NOT_IMPLEMENTED = ("sync", "volume_synced", "migrate", "add_image", "list_images",
-                   "remove_image")
+NOT_IMPLEMENTED = ("sync", "volume_synced", "migrate")
 
 
 def actions():

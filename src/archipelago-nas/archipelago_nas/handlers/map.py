@@ -9,6 +9,7 @@ from archipelago.bus.schema import Field, validate_host, validate_pool, validate
 from archipelago.errors import Busy, InvalidArgument, Unavailable, Unsupported
 from archipelago.names import validate_name
 
+from .. import images
 from ..models import Volume
 from ..states import IN_PROGRESS, MAPPED, MAPPING, UNMAPPED, transition
 from .common import hold, mapping_dict, mapping_row
@@ -30,8 +31,6 @@ def handle(ctx, f):
     if f["sync"]:
         raise Unsupported("img_sync (local replicas on the compute node) is not "
                           "implemented yet; map without img_sync")
-    if f["image"]:
-        raise Unsupported("image= (provisioning a clone of an image) is not implemented yet")
     nas, s, name, host = ctx.node, ctx.session, f["volume"], f["remotehost"]
     vol = s.get(Volume, name)
     if vol is not None and vol.pool != f["pool"]:
@@ -44,7 +43,11 @@ def handle(ctx, f):
     if m.state != UNMAPPED:
         raise Busy(f"volume {name} is already {m.state} on {m.remotehost}; unmap it first")
     nas.check_alive(s, host)
-    info = nas.volumes.ensure(f["pool"], name, f["size"])
+    if f["image"]:                           # an O(1) clone of the image (images.py)
+        info = images.provision(nas, s, f["pool"], name, f["image"], f["size"])
+    else:
+        images.not_an_image(s, name)
+        info = nas.volumes.ensure(f["pool"], name, f["size"])
     if vol is None:
         vol = Volume(name=name, pool=f["pool"], size=info.size)
         s.add(vol)

@@ -24,6 +24,7 @@ from archipelago.volume import VolumeEngine
 
 from ..config import NAS
 from .base import VolumeInfo, VolumeService
+from .images import EngineImages
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class _OneVolume(Provider):
         return [self.name]
 
 
-class EngineVolumeService(VolumeService):
+class EngineVolumeService(EngineImages, VolumeService):
     def __init__(self, node):
         sec = node.cfg.section(NAS)
         self.root = node.state_dir / "pools"

@@ -4,9 +4,10 @@ from archipelago.errors import Busy, InvalidArgument, NotFound
 from archipelago.units import format_size
 
 from .base import VolumeInfo, VolumeService
+from .memory_images import MemoryImages
 
 
-class MemoryVolumeService(VolumeService):
+class MemoryVolumeService(MemoryImages, VolumeService):
     def __init__(self, nas_host="localhost", capacity=1 << 40):
         self.nas_host = nas_host
         self.total = capacity
