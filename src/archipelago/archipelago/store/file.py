@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 
@@ -399,6 +400,24 @@ class FileStore(ObjectStore):
                         name = _unfname(fn)
                         if name.startswith(prefix):
                             yield name
+
+    def cleanup_temp(self, older_than=3600.0):
+        """Remove temp files a crash left behind (older than `older_than` seconds, so
+        a replace in flight in another process is never touched). Returns the count.
+        Not part of the ObjectStore interface: GC calls it where a store has it."""
+        horizon, removed = time.time() - older_than, 0
+        for dirpath, _dirs, files in os.walk(self._objdir):
+            for fn in files:
+                if not fn.startswith("#tmp-"):
+                    continue
+                path = os.path.join(dirpath, fn)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.stat(path).st_mtime < horizon:
+                        os.unlink(path)
+                        removed += 1
+        if removed:
+            log.info("removed %d stale temp files under %s", removed, self.root)
+        return removed
 
     def info(self):
         used = 0

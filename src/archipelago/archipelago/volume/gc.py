@@ -121,6 +121,9 @@ def collect(eng, dry_run=False, grace=None):
         named = {hdr["id"] for _, hdr in eng.catalog.volumes()}
         garbage, recent = _sweep_list(eng, candidates, marker, named, start - grace)
         freed = 0
+        cleanup = getattr(store, "cleanup_temp", None)
+        if cleanup is not None and not dry_run:
+            cleanup()                      # temp files of writes a crash interrupted
         for name in garbage:
             freed += store.stat(name) or 0
             if not dry_run:
