@@ -325,3 +325,21 @@ def test_a_crash_during_the_commit_is_finished_by_the_next_receive(pair, monkeyp
     assert b.info("v")["snapshots"] == ["s1", "s2"]
     assert read(b, "v@s2") == read(a, "v@s2") == read(b, "v")
     assert sync.resume_token(str(sd), "v") is None
+
+
+def test_engine_client_in_process(tmp_path):
+    """The daemons' path: sync over VolumeEngines they hold, no peers."""
+    from archipelago.sync.local import EngineClient
+    from archipelago.volume import VolumeEngine
+    a = EngineClient(VolumeEngine(MemoryStore(), owner="nas:a"))
+    b = EngineClient(VolumeEngine(MemoryStore(), owner="nas:b"))
+    a.create("e", 16 * MiB)
+    write(a, "e", os.urandom(MiB), 3 * MiB)
+    a.snapshot("e", "s1")
+    recv(b, "e", stream(a, "e@s1")[0], tmp_path)
+    write(a, "e", os.urandom(K64), 9 * MiB)
+    a.snapshot("e", "s2")
+    raw, stats = stream(a, "e@s2", from_snap="s1")
+    assert stats["data_bytes"] == K64
+    recv(b, "e", raw, tmp_path)
+    assert read(b, "e@s2") == read(a, "e@s2") == read(b, "e")

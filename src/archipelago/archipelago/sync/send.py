@@ -116,7 +116,10 @@ def _allocated(client, spec, size):
     for start in range(0, size, MAP_WINDOW):
         n = min(MAP_WINDOW, size - start)
         try:
-            r = client._call("map_read", spec, offset=start, length=n)
+            if hasattr(client, "map_read"):          # sync.local.EngineClient
+                r = client.map_read(spec, start, n)
+            else:                                    # a node's mapperd, through vlmcd
+                r = client._call("map_read", spec, offset=start, length=n)
         except ArchipelagoError:
             return [(0, size, True)]          # an older mapperd: read everything
         pos = start
