@@ -115,6 +115,13 @@ class Backend(abc.ABC):
         """True only if flush() covers writes made through every connection."""
         return False
 
+    def parallel(self):
+        """True when a request mostly waits on a round trip (a network store, another
+        process): the server then runs a connection's READs and WRITEs in worker
+        threads, many at once, instead of inline one after the other (which is
+        faster for a local file)."""
+        return False
+
     def block_size(self):
         """(minimum, preferred, maximum) for NBD_INFO_BLOCK_SIZE."""
         return (proto.MIN_BLOCK, proto.PREFERRED_BLOCK, proto.MAX_BLOCK)
@@ -178,6 +185,9 @@ class Filter(Backend):
 
     def can_multi_conn(self):
         return self.inner.can_multi_conn()
+
+    def parallel(self):
+        return self.inner.parallel()
 
     def block_size(self):
         return self.inner.block_size()

@@ -46,7 +46,10 @@ def build_registry(nbd, conf=None):
         reg.add_provider(MemoryProvider(nbd.memory))
     if nbd.exports_dir:
         reg.add_provider(FileProvider(nbd.exports_dir))
-    if nbd.volumes:
+    if nbd.volumes and getattr(nbd, "datapath", "peers") == "colocated":
+        from .colocated import ColocatedProvider
+        reg.add_provider(ColocatedProvider(conf))
+    elif nbd.volumes:
         vp = volume_provider(conf)
         if vp is not None:
             reg.add_provider(vp)
@@ -104,6 +107,9 @@ def main(config_path, listen, allow, memory, exports_dir, no_volumes, log_level)
         server.serve_forever()
     finally:
         server.stop()
+        for p in server.registry.providers:
+            if hasattr(p, "close"):
+                p.close()
         try:
             pid_file.unlink()
         except FileNotFoundError:

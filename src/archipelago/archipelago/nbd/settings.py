@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import NODE, Option, Section, path, words
+from ..config import choice as _choice
 from ..errors import InvalidArgument
 from ..names import validate_name
 from ..units import parse_size
@@ -143,6 +144,10 @@ NBD = Section("nbd", "The NBD frontend (nbdd)", [
     Option("memory", {}, parse_memory, "RAM-disk exports NAME:SIZE (tests, demos)"),
     Option("volumes", True, lambda t: t.strip().lower() in ("1", "yes", "true", "on"),
            "serve archipelago volumes (when the volume client is installed)"),
+    Option("datapath", "peers", _choice("peers", "colocated"),
+           "volume I/O through the node's vlmcd peer (peers), or nbdd serving the "
+           "vlmcd role itself with the data store in-process (colocated; see "
+           "archipelago/nbd/colocated.py)"),
 ])
 
 

@@ -15,6 +15,12 @@ Hot path design (profile-driven; see docs/nbd.md "Performance"):
   protocol allows, and FLUSH and DISC wait for them first. Large READs stay
   inline: measured, handing them to workers only added contention (pread and
   sendmsg already copy at memory speed, one after the other).
+- a backend whose requests wait on a round trip (`Backend.parallel()`: a RADOS
+  pool, the peers of a node) gets every READ and WRITE in worker threads
+  (PAR_WORKERS per connection, at most MAX_INFLIGHT requests / INFLIGHT_BYTES
+  in flight), so a client's queue depth reaches the store; replies go out as
+  they complete (the protocol allows any order) and FLUSH and DISC first wait
+  for everything in flight, so a FLUSH covers every write completed before it.
 
 Validation follows the spec's error list: unknown command or flag -> EINVAL,
 READ/TRIM/CACHE/BLOCK_STATUS past the end -> EINVAL, WRITE/WRITE_ZEROES past
@@ -43,6 +49,8 @@ MAX_BATCH = 16               # ... or this many reply parts (lets the client ove
 DISCARD_LIMIT = 64 << 20     # larger invalid write payloads end the connection
 MAX_EXTENTS = 1024
 BIG_WORKERS = 4              # threads doing large READ/WRITE I/O, per connection
+PAR_WORKERS = 16             # threads per connection for a parallel() backend
+MAX_INFLIGHT = 64            # requests in worker threads, per connection
 INFLIGHT_BYTES = 16 << 20    # bound on large-request buffers per connection
 KEEP_BYTES = 8 << 20         # free large buffers kept for reuse (idle RSS bound)
 
@@ -92,20 +100,24 @@ def _errno_of(exc):
 class _Inflight:
     """Large requests running in worker threads: bounded in bytes, buffers reused."""
 
-    def __init__(self):
+    def __init__(self, workers=BIG_WORKERS):
         self.cond = threading.Condition()
         self.bytes = 0
         self.count = 0
         self.free = []
         self.pool = None
+        self.workers = workers
 
     def acquire(self, length):
         """A buffer of at least `length` bytes, waiting while too much is in flight."""
         with self.cond:
-            while self.count and self.bytes + length > INFLIGHT_BYTES:
+            while self.count and (self.bytes + length > INFLIGHT_BYTES
+                                  or self.count >= MAX_INFLIGHT):
                 self.cond.wait()
             self.bytes += length
             self.count += 1
+            if length <= SMALL:
+                return bytearray(length)       # malloc beats a fresh mapping here
             for i, b in enumerate(self.free):
                 if len(b) >= length:
                     return self.free.pop(i)
@@ -115,13 +127,14 @@ class _Inflight:
         with self.cond:
             self.bytes -= length
             self.count -= 1
-            if sum(map(len, self.free)) + len(buf) <= KEEP_BYTES:
+            if (isinstance(buf, mmap.mmap)
+                    and sum(map(len, self.free)) + len(buf) <= KEEP_BYTES):
                 self.free.append(buf)
             self.cond.notify_all()
 
     def submit(self, fn, *args):
         if self.pool is None:
-            self.pool = ThreadPoolExecutor(BIG_WORKERS, thread_name_prefix="nbd-io")
+            self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="nbd-io")
         self.pool.submit(fn, *args)
 
     def drain(self):
@@ -154,7 +167,8 @@ class Session:
         self.start = self.end = 0
         self.arena = memoryview(_lazy(ARENA))
         self.apos = 0
-        self.inflight = _Inflight()
+        self.parallel = bool(self.backend.parallel())
+        self.inflight = _Inflight(PAR_WORKERS if self.parallel else BIG_WORKERS)
         self.big = None
         self.send_lock = threading.Lock()
         self.out = []
@@ -261,6 +275,7 @@ class Session:
         structured = self.structured
         chunk_magic = proto.STRUCTURED_REPLY_MAGIC
         simple_magic = proto.SIMPLE_REPLY_MAGIC
+        par = self.parallel
         while True:
             if self.end - self.start < 28:
                 self.fill(28)
@@ -272,6 +287,10 @@ class Session:
             end = offset + length
             if (cmd == _READ and not flags & ~read_ok and end <= size
                     and 0 < length <= self.max_len):
+                if par:
+                    buf = self.inflight.acquire(length)
+                    self.inflight.submit(self._par_read, buf, cookie, offset, length)
+                    continue
                 if length > small:
                     self.flush_out()
                     buf = self.big_view(length)
@@ -293,8 +312,9 @@ class Session:
                     self.outbytes += length
             elif (cmd == _WRITE and not flags & ~write_ok and end <= size
                     and 0 < length <= self.max_len and not self.read_only):
-                if length > small:
-                    self.flush_out()
+                if par or length > small:
+                    if length > small:
+                        self.flush_out()
                     self.big_write(cookie, offset, length, flags)
                     continue
                 data = self.payload(length)
@@ -329,6 +349,25 @@ class Session:
             self.inflight.release(buf, length)
             raise
         self.inflight.submit(self._big_write, buf, view, cookie, offset, length, flags)
+
+    def _par_read(self, buf, cookie, offset, length):
+        """A READ in a worker (parallel backends): read, then send the reply at once."""
+        view = memoryview(buf)[:length]
+        try:
+            self.backend.pread(view, offset)
+        except Exception as e:
+            parts = [self.failure(cookie, _READ, e)]
+        else:
+            if self.structured:
+                parts = [_DATA_HDR(proto.STRUCTURED_REPLY_MAGIC, 1, 1, cookie, length + 8,
+                                   offset), view]
+            else:
+                parts = [_SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie), view]
+        try:
+            self.send_now(parts)
+        finally:
+            del view
+            self.inflight.release(buf, length)
 
     def _big_write(self, buf, view, cookie, offset, length, flags):
         try:
