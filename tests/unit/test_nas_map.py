@@ -169,7 +169,7 @@ def test_clean_forgets_stuck_mapping(cl):
     (json.dumps({"v": 1, "action": "map", "request_id": "r", "pool": "p",
                  "volume": "../../etc", "remotehost": "h", "size": 4096}).encode(),
      "invalid volume name"),
-    (json.dumps({"v": 1, "action": "sync", "request_id": "r"}).encode(),
+    (json.dumps({"v": 1, "action": "migrate", "request_id": "r"}).encode(),
      "not implemented yet"),
     (b"{" + b" " * (1 << 20) + b"}", "exceeds"),
 ])
@@ -202,7 +202,7 @@ def test_attributes(cl):
 
 
 def test_sync_and_image_not_implemented(cl):
-    assert "not implemented yet" in cl.map("v", sync=True)["error"]
+    assert "img_sync needs [nas] volumes = engine" in cl.map("v", sync=True)["error"]
     assert "image base is not known" in cl.map("v", image="base")["error"]
 
 

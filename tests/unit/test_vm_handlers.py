@@ -57,4 +57,4 @@ def test_uri_attacher_survives_restart(tmp_path):
 def test_vm_validates_names_and_rejects_nas_actions(cl):
     assert "invalid volume name" in vm_call(cl, "map", volume="a/b", uri="u", nas="n")["error"]
     assert "unknown action 'delete'" in vm_call(cl, "delete", volume="v")["error"]
-    assert "not implemented yet" in vm_call(cl, "sync")["error"]
+    assert "missing field 'volume'" in vm_call(cl, "sync")["error"]

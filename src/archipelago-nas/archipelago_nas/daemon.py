@@ -11,6 +11,8 @@ from archipelago.errors import Unavailable
 from . import handlers, images, jobs, volumes
 from .config import NAS
 from .models import Base, Peer, Request
+from .sync import flow
+from .sync.receiver import Receiver
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class NasNode(Node):
         return handlers.actions()
 
     def jobs(self):
-        return [(self.sweep_interval, jobs.sweep)]
+        return [(self.sweep_interval, jobs.sweep), (self.sweep_interval, flow.tick)]
 
     def recover(self, ctx):
         jobs.recover(ctx)
@@ -43,6 +45,9 @@ class NasNode(Node):
 
     def setup(self):
         super().setup()
+        self.receiver = Receiver(self)           # img_sync streams (sync/receiver.py)
+        if hasattr(self.volumes, "engine"):
+            self.receiver.start()
         self.bus.on_heartbeat(lambda hb: self.dispatcher.run_job(
             lambda ctx: jobs.remember(ctx, hb)))
 
@@ -73,6 +78,7 @@ class NasNode(Node):
         try:
             super().run()
         finally:
+            self.receiver.stop()
             self.volumes.close()
 
 

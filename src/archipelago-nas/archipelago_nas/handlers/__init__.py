@@ -15,8 +15,10 @@ from . import (
     remove_image,
     set_attrs,
     set_volume_attrs,
+    sync,
     unmap,
     volume_mapped,
+    volume_synced,
     volume_unmapped,
 )
 
@@ -26,10 +28,11 @@ MODULES = {
     "get_attrs": get_attrs, "set_attrs": set_attrs, "del_attrs": del_attrs,
     "list_nodes": list_nodes, "clean": clean,
     "volume_mapped": volume_mapped, "volume_unmapped": volume_unmapped,
+    "sync": sync, "volume_synced": volume_synced,
     "add_image": add_image, "list_images": list_images, "remove_image": remove_image,
 }
 # Accepted, answered with a clear "not implemented yet" (they come with their issues).
-NOT_IMPLEMENTED = ("sync", "volume_synced", "migrate")
+NOT_IMPLEMENTED = ("migrate",)
 
 
 def actions():

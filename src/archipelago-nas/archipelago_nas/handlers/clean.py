@@ -8,6 +8,7 @@ from archipelago.names import validate_name
 
 from ..models import Mapping, Volume
 from ..states import UNMAPPED, transition
+from ..sync import flow
 from .common import finish
 
 FIELDS = {"volume": Field(str, check=validate_name)}
@@ -28,5 +29,7 @@ def handle(ctx, f):
         finish(ctx, m, action, error=ArchipelagoError(
             f"volume {name}: cancelled by `rocks clean host storagemap`"))
     transition(s, m, UNMAPPED, "cleaned by the operator", force=True)
+    if m.sync:
+        flow.forget(s, name)                 # the NAS copy (last synced state) is master
     m.remotehost = m.remotepool = m.uri = m.device = m.deadline = None
     return {"volume": name, "was": old, "remotehost": host}

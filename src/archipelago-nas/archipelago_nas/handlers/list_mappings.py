@@ -2,6 +2,7 @@
 from sqlalchemy import select
 
 from ..models import Mapping, Volume
+from ..sync import flow
 from .common import mapping_dict
 
 FIELDS = {}
@@ -12,4 +13,4 @@ def handle(ctx, f):
     maps = {m.volume: m for m in s.scalars(select(Mapping))}
     rows = [mapping_dict(v, maps.get(v.name)) for v in s.scalars(select(Volume).order_by(
         Volume.name))]
-    return {"nas": ctx.node.name, "mappings": rows}
+    return {"nas": ctx.node.name, "mappings": flow.annotate(s, rows)}

@@ -6,12 +6,13 @@ from archipelago.bus import schema
 from archipelago.bus.dispatch import DEFERRED, Failure
 from archipelago.bus.errors import Unroutable
 from archipelago.bus.schema import Field, validate_host, validate_pool, validate_size
-from archipelago.errors import Busy, InvalidArgument, Unavailable, Unsupported
+from archipelago.errors import Busy, InvalidArgument, Unavailable
 from archipelago.names import validate_name
 
 from .. import images
 from ..models import Volume
 from ..states import IN_PROGRESS, MAPPED, MAPPING, UNMAPPED, transition
+from ..sync import flow
 from .common import hold, mapping_dict, mapping_row
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,7 @@ FIELDS = {
 
 def handle(ctx, f):
     if f["sync"]:
-        raise Unsupported("img_sync (local replicas on the compute node) is not "
-                          "implemented yet; map without img_sync")
+        flow.check(ctx)                      # img_sync needs the engine and a receiver
     nas, s, name, host = ctx.node, ctx.session, f["volume"], f["remotehost"]
     vol = s.get(Volume, name)
     if vol is not None and vol.pool != f["pool"]:
@@ -52,11 +52,13 @@ def handle(ctx, f):
         vol = Volume(name=name, pool=f["pool"], size=info.size)
         s.add(vol)
     uri = nas.volumes.export(f["pool"], name, host)
-    m.remotehost, m.remotepool, m.sync, m.uri, m.device = host, f["remotepool"], False, uri, None
+    m.remotehost, m.remotepool, m.sync, m.uri, m.device = (host, f["remotepool"], f["sync"],
+                                                           uri, None)
+    extra = flow.prepare_map(ctx, f["pool"], name, host) if f["sync"] else {}  # img_sync
     hold(m, ctx, nas.map_timeout)
     transition(s, m, MAPPING, f"map to {host} requested")
     msg = schema.request("map", m.request_id, volume=name, uri=uri, size=info.size,
-                         nas=nas.name, read_only=False)
+                         nas=nas.name, read_only=False, **extra)
     try:
         ctx.bus.publish(host, msg, reply_to=nas.name, correlation_id=m.request_id,
                         expiration=nas.map_timeout)

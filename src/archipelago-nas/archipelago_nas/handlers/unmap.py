@@ -8,6 +8,7 @@ from archipelago.names import validate_name
 
 from ..models import Mapping
 from ..states import ERROR, IN_PROGRESS, MAPPED, UNMAPPED, UNMAPPING, transition
+from ..sync import flow
 from .common import hold
 
 FIELDS = {
@@ -21,6 +22,8 @@ def handle(ctx, f):
     m = s.get(Mapping, name)
     if m is None or m.state == UNMAPPED:
         raise InvalidArgument(f"volume {name} is not mapped")
+    if m.sync:
+        return flow.unmap(ctx, f, m)         # img_sync: final sync first (sync/flow.py)
     if m.state in IN_PROGRESS:
         raise Busy(f"volume {name} is busy: {m.state} on {m.remotehost}; retry later")
     if m.state not in (MAPPED, ERROR):

@@ -9,6 +9,7 @@ from archipelago.names import validate_name
 
 from ..models import Mapping, Volume
 from ..states import MAPPED, MAPPING, UNMAPPED, transition
+from ..sync import flow
 from .common import finish, mapping_dict
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ FIELDS = {
     "device": Field(str, required=False),
     "uri": Field(str, required=False),
     "host": Field(str, required=False, check=validate_host),
+    "replica": Field(dict, required=False),     # img_sync: copy progress
 }
 
 
@@ -33,7 +35,10 @@ def handle(ctx, f):
         return {}
     if ok:
         m.device = f["device"]
-        transition(s, m, MAPPED, f"attached on {m.remotehost} as {f['device']}")
+        if m.sync:
+            flow.mapped(ctx, m, f)
+        else:
+            transition(s, m, MAPPED, f"attached on {m.remotehost} as {f['device']}")
         finish(ctx, m, "map", mapping_dict(s.get(Volume, name), m))
         return {}
     error = ctx.msg.get("error") or "unknown error"

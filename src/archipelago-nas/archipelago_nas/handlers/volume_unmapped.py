@@ -9,6 +9,7 @@ from archipelago.names import validate_name
 
 from ..models import Mapping, Volume
 from ..states import MAPPED, UNMAPPED, UNMAPPING, transition
+from ..sync import flow
 from .common import finish
 
 log = logging.getLogger(__name__)
@@ -17,12 +18,17 @@ FIELDS = {
     "volume": Field(str, check=validate_name),
     "host": Field(str, required=False, check=validate_host),
     "device": Field(str, required=False),
+    "snapshot": Field(str, required=False),     # img_sync: the final sync's snapshot
+    "bytes": Field(int, required=False),
+    "seconds": Field((int, float), required=False),
 }
 
 
 def handle(ctx, f):
     s, name, rid = ctx.session, f["volume"], ctx.msg["request_id"]
     m = s.get(Mapping, name)
+    if m is not None and m.sync and m.state != UNMAPPING:
+        return flow.unmapped(ctx, f, m)      # img_sync: the final sync's answer
     if m is None or m.state != UNMAPPING or m.request_id != rid:
         log.info("volume_unmapped for %s from %s ignored (now %s)", name, f["host"],
                  m.state if m else "unknown")

@@ -12,4 +12,5 @@ def handle(ctx, f):
     return {"host": ctx.node.name, "capacity": hb["capacity"], "free": hb["free"],
             "load": hb["load"], "version": hb["version"], "devices": [
         {"volume": d.volume, "nas": d.nas, "device": d.device, "uri": d.uri, "size": d.size,
-         "read_only": d.read_only, "attached": d.attached} for d in rows]}
+         "read_only": d.read_only, "attached": d.attached,
+         "replica": ctx.node.replica_progress(d.volume)} for d in rows]}

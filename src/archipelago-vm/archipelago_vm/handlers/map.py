@@ -6,6 +6,7 @@ from archipelago.errors import Busy
 from archipelago.names import validate_name
 
 from ..models import Device
+from ..replica.handlers import map_local
 
 log = logging.getLogger(__name__)
 REPLY_ACTION = "volume_mapped"
@@ -16,10 +17,17 @@ FIELDS = {
     "nas": Field(str, check=validate_host),
     "size": Field(int, required=False, check=validate_size),
     "read_only": Field(bool, required=False, default=False),
+    # img_sync: serve a local replica filled from `uri` (replica/handlers.py)
+    "sync": Field(bool, required=False, default=False),
+    "base": Field(dict, required=False),
+    "sync_dest": Field(str, required=False),
+    "downloadspeed": Field(int, required=False),
 }
 
 
 def handle(ctx, f):
+    if f["sync"]:
+        return map_local(ctx, f)
     node, s, name = ctx.node, ctx.session, f["volume"]
     dev = s.get(Device, name)
     if dev is not None:

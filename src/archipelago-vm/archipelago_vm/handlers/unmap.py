@@ -6,6 +6,7 @@ from archipelago.bus.schema import Field
 from archipelago.names import validate_name
 
 from ..models import Device
+from ..replica.handlers import unmap_local
 
 log = logging.getLogger(__name__)
 REPLY_ACTION = "volume_unmapped"
@@ -13,10 +14,15 @@ REPLY_ACTION = "volume_unmapped"
 FIELDS = {
     "volume": Field(str, check=validate_name),
     "force": Field(bool, required=False, default=False),
+    "sync": Field(bool, required=False, default=False),   # img_sync: final sync first
+    "token": Field(str, required=False),
+    "rate": Field(int, required=False),
 }
 
 
 def handle(ctx, f):
+    if f["sync"]:
+        return unmap_local(ctx, f)
     node, s, name = ctx.node, ctx.session, f["volume"]
     dev = s.get(Device, name)
     if dev is None:

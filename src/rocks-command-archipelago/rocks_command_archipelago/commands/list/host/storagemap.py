@@ -13,7 +13,14 @@ class Command(Base):
         r = self.call(a["nas"], "list", p)
         rows = [[a["nas"], m["volume"], m["pool"], size(m["size"]), m["remotehost"],
                  m["remotepool"], m["state"], m["device"], age(m["since"]), m["sync"],
-                 m["uri"]]
+                 m["uri"], _pct(m.get("copied")), age(m["lastsync"]) if m.get("lastsync")
+                 else None]
                 for m in r["mappings"]]
         return Output(["nas", "volume", "pool", "size", "remotehost", "remotepool", "state",
-                       "device", "since", "sync", "uri"], rows, "no volumes")
+                       "device", "since", "sync", "uri", "copied", "lastsync"], rows,
+                      "no volumes")
+
+
+def _pct(value):
+    """img_sync: how much of the volume the compute node's replica holds."""
+    return None if value is None else f"{value:g}%"

@@ -1,0 +1,215 @@
+"""img_sync end to end (DESIGN §5): real RabbitMQ, real daemons, real NBD.
+
+compute-6-0 copies only on first read/write ([replica] fetch = paused), so reads of
+regions not yet copied are tested deterministically; compute-6-1 copies in the
+background. Data written through the compute node's device must come back
+byte-identical from the NAS after unmap, also when a daemon is killed mid-sync."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from archipelago.nbd.client import Client
+
+pytest.importorskip("archipelago.volume")
+pytest_plugins = ["rabbitmq"]
+pytestmark = pytest.mark.rabbitmq
+NAS, C0, C1 = "nas-6-0", "compute-6-0", "compute-6-1"
+SIZE = 64 << 20
+MiB = 1 << 20
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cl(rabbitmq, tmp_path_factory):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    from cluster import Cluster, best_attacher
+    d = tmp_path_factory.mktemp("synccluster")
+    secret = d / "sync.secret"
+    secret.write_text("s3cret-for-the-sync-tests-0123456789\n")
+    secret.chmod(0o600)
+    common = f"\n[sync]\nauth_token_file = {secret}\n"
+    extra = {NAS: common + f"listen = 127.0.0.1:{_free_port()}\n",
+             C0: common + "\n[replica]\nfetch = paused\nchunk = 1M\n",
+             C1: common + "\n[replica]\nchunk = 1M\n"}
+    c = Cluster(d, nas=NAS, computes=(C0, C1), volumes="engine", attacher=best_attacher(),
+                map_timeout=20, extra=extra)
+    c.url = rabbitmq.url
+    try:
+        for name, _ in c.nodes():
+            c.start_node(name, wait=False)
+        for name, _ in c.nodes():
+            c.wait_ready(name)
+        yield c
+    finally:
+        for name, role in c.nodes():
+            if c.stop_node(name, timeout=10).returncode != 0:
+                c.kill_node(name)
+            if role == "compute":
+                c.detach_all(name)
+
+
+def js(cl, *words):
+    r = cl.rocks(*words, "output-format=json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout) if r.stdout.strip() else []
+
+
+def row(cl, volume):
+    return next(m for m in js(cl, "list", "host", "storagemap", NAS) if m["volume"] == volume)
+
+
+def wait_for(fn, what, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def io(dev, offset, data=None, length=0):
+    """Read or write through a block device or an NBD URI."""
+    if dev.startswith("/dev/"):
+        fd = os.open(dev, os.O_RDWR if data is not None else os.O_RDONLY)
+        try:
+            if data is not None:
+                os.pwrite(fd, data, offset)
+                os.fsync(fd)
+                return None
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+    with Client.connect_uri(dev) as c:
+        c.go(dev.rsplit("/", 1)[1])
+        if data is not None:
+            c.write(offset, data)
+            c.flush()
+            return None
+        out = bytearray()
+        for o in range(offset, offset + length, 8 * MiB):
+            out += c.read(o, min(8 * MiB, offset + length - o))
+        return bytes(out)
+
+
+def seed(cl, volume, writes):
+    """Put data on the NAS copy through a plain (non-sync) mapping."""
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", volume, C1, "64M")
+    for off, data in writes:
+        io(r["device"], off, data)
+    js(cl, "remove", "host", "storagemap", NAS, volume)
+
+
+def nas_image(cl, volume):
+    """The whole NAS copy, read through a plain mapping."""
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", volume, C0, "64M")
+    try:
+        return io(r["device"], 0, length=SIZE)
+    finally:
+        js(cl, "remove", "host", "storagemap", NAS, volume)
+
+
+def apply(expect, off, data):
+    expect[off:off + len(data)] = data
+
+
+def test_copy_on_read_then_write_then_unmap_is_identical(cl):
+    expect = bytearray(SIZE)
+    seeded = [(3 * MiB + 4096, os.urandom(200 << 10)), (40 * MiB, os.urandom(MiB))]
+    seed(cl, "sv1", seeded)
+    for off, data in seeded:
+        apply(expect, off, data)
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv1", C0, "64M", "img_sync=true")
+    dev = r["device"]
+    assert row(cl, "sv1")["state"] == "syncing-to-host"
+    [d] = js(cl, "list", "host", "storagedev", C0)
+    assert d["copied"] == "0%"                              # nothing copied yet
+    # regions never copied read right (fetched from the NAS on first read)
+    assert io(dev, 40 * MiB, length=MiB) == seeded[1][1]
+    assert io(dev, 3 * MiB, length=MiB) == bytes(expect[3 * MiB:4 * MiB])
+    assert io(dev, 20 * MiB, length=4096) == bytes(4096)
+    writes = [(3 * MiB + 100, os.urandom(5000)), (40 * MiB + MiB // 2, os.urandom(MiB)),
+              (60 * MiB, os.urandom(64 << 10))]
+    for off, data in writes:
+        io(dev, off, data)
+        apply(expect, off, data)
+    assert io(dev, 40 * MiB, length=2 * MiB) == bytes(expect[40 * MiB:42 * MiB])
+    js(cl, "remove", "host", "storagemap", NAS, "sv1")
+    assert row(cl, "sv1")["state"] == "unmapped"
+    assert js(cl, "list", "host", "storagedev", C0) == []
+    assert nas_image(cl, "sv1") == bytes(expect)
+
+
+def test_background_copy_and_periodic_sync(cl):
+    expect = bytearray(SIZE)
+    seeded = [(5 * MiB, os.urandom(2 * MiB))]
+    seed(cl, "sv2", seeded)
+    apply(expect, *seeded[0])
+    js(cl, "set", "host", "storagemap", NAS, "sv2", "frequency=1")
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv2", C1, "64M", "img_sync=true")
+    wait_for(lambda: row(cl, "sv2")["state"] == "mapped-local", "the background copy")
+    assert row(cl, "sv2")["copied"] == "100%"
+    data = os.urandom(3 * MiB)
+    io(r["device"], 30 * MiB, data)
+    apply(expect, 30 * MiB, data)
+    # a periodic sync brings it to the NAS copy while still mapped
+    nas_uri = row(cl, "sv2")["uri"]
+    wait_for(lambda: io(nas_uri, 30 * MiB, length=3 * MiB) == data, "a periodic sync")
+    js(cl, "remove", "host", "storagemap", NAS, "sv2")
+    assert nas_image(cl, "sv2") == bytes(expect)
+
+
+def _kill_during_final_sync(cl, victim, volume):
+    js(cl, "set", "host", "storageattr", NAS, "sync_retry", "3")
+    js(cl, "set", "host", "storagemap", NAS, volume, "uploadspeed=4M")
+    expect = bytearray(SIZE)
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", volume, C1, "64M",
+             "img_sync=true")
+    data = os.urandom(24 * MiB)
+    io(r["device"], 8 * MiB, data)
+    apply(expect, 8 * MiB, data)
+    rm = subprocess.Popen([str(Path(sys.executable).parent / "rocks"), "remove", "host",
+                           "storagemap", NAS, volume, "timeout=5"], env=cl.env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: row(cl, volume)["state"] == "syncing-to-nas", "the final sync")
+    time.sleep(2)                                       # mid-stream (4 MiB/s)
+    cl.kill_node(victim)
+    cl.start_node(victim)
+    rm.wait(timeout=30)
+    wait_for(lambda: row(cl, volume)["state"] == "unmapped", "the resumed final sync",
+             timeout=90)
+    assert nas_image(cl, volume) == bytes(expect)
+
+
+def test_kill_compute_daemon_mid_final_sync_resumes(cl):
+    _kill_during_final_sync(cl, C1, "sv3")
+
+
+def test_kill_nas_daemon_mid_final_sync_resumes(cl):
+    _kill_during_final_sync(cl, NAS, "sv4")
+
+
+def test_compute_node_down_at_unmap_then_clean(cl):
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv5", C0, "64M", "img_sync=true")
+    io(r["device"], 0, b"x" * 4096)
+    cl.stop_node(C0)
+    try:
+        out = cl.rocks("remove", "host", "storagemap", NAS, "sv5")
+        assert out.returncode != 0 and "rocks clean host storagemap" in out.stderr
+        assert row(cl, "sv5")["state"] == "error"
+        js(cl, "clean", "host", "storagemap", NAS, "sv5")
+        assert row(cl, "sv5")["state"] == "unmapped"
+    finally:
+        cl.start_node(C0)
