@@ -22,6 +22,7 @@ setup(
     python_requires=">=3.11",
     install_requires=[
         "click>=8",  # every command line
+        "xseg",  # the libxseg binding (src/libxseg): every peer and the vlmc client
         "pika>=1.3",  # AMQP client of archipelago.bus (control plane)
         "SQLAlchemy>=2.0",  # daemon state (archipelago.bus.db)
         "python-daemon>=3.0",  # daemon runner (archipelago.bus.daemon)

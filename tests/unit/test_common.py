@@ -28,7 +28,7 @@ def test_split_snapshot():
 
 @pytest.mark.parametrize("text,expected", [
     ("10", 10 << 20), ("10G", 10 << 30), ("512K", 512 << 10),
-    ("1.5T", 3 << 39), ("4MiB", 4 << 20), ("10 g", 10 << 30)])
+    ("1.5T", 3 << 39), ("4MiB", 4 << 20), ("10 g", 10 << 30), ("1024B", 1024), ("512b", 512)])
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 

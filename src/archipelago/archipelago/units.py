@@ -8,7 +8,7 @@ import re
 from .errors import InvalidArgument
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
-_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:I?B)?\s*", re.I)
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(I?B)?\s*", re.I)
 MAX_SIZE = (1 << 63) - 1
 
 
@@ -21,7 +21,8 @@ def parse_size(text, default_unit="M", *, what="size", sector=512):
         if not m:
             raise InvalidArgument(f"invalid {what} {text!r}: expected a number with an "
                                   "optional K, M, G, T or P suffix")
-        unit = m.group(2).upper() or default_unit.upper()
+        # "1000B" is bytes; only a bare number takes the default unit.
+        unit = m.group(2).upper() or ("B" if m.group(3) else default_unit.upper())
         value = float(m.group(1)) * _UNITS[unit]
         if value != int(value):
             raise InvalidArgument(f"invalid {what} {text!r}: not a whole number of bytes")
