@@ -5,8 +5,6 @@ import os
 import pytest
 from archipelago_node import ROLES, Node
 
-pytest.importorskip("xseg")
-
 
 @pytest.fixture
 def node(tmp_path):

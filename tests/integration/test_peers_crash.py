@@ -16,8 +16,6 @@ from archipelago_node import Node
 
 from archipelago.errors import ArchipelagoError, Exists
 
-pytest.importorskip("xseg")
-
 MiB = 1 << 20
 SIZE = 16 * MiB
 VICTIMS = ("mapperd", "blockerb", "blockerm")

@@ -8,8 +8,6 @@ import threading
 import pytest
 from archipelago_node import Node
 
-pytest.importorskip("xseg")
-
 MiB = 1 << 20
 
 

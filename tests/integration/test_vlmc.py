@@ -8,8 +8,6 @@ from archipelago_node import Node
 
 from archipelago.errors import ReadOnly
 
-pytest.importorskip("xseg")
-
 MiB = 1 << 20
 
 

@@ -3,15 +3,12 @@ the real VolumeEngine: random writes, snapshots, clones, resizes, removes, hash
 and gc, checked byte for byte against an in-memory model of every live volume
 and snapshot. It exercises vlmcd's mapping cache across epochs as well as the
 engine's copy-on-write."""
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from archipelago import client
 from archipelago.store.memory import MemoryStore
-
-pytest.importorskip("archipelago.volume")
 
 OBJ = 64 << 10
 SIZE = 8 * OBJ
