@@ -5,11 +5,11 @@ import json
 import os
 
 import pytest
+from conftest import require_service
 
 from archipelago import errors
 from archipelago.nbd.client import Client
 
-pytest.importorskip("archipelago.volume")
 pytest_plugins = ["rabbitmq", "controlplane"]
 pytestmark = pytest.mark.rabbitmq
 NODES = ("nas-2-0", ("compute-2-0", "compute-2-1"))
@@ -109,8 +109,8 @@ def test_nas_crash_keeps_exports_and_state(cluster):
     js(cl, "remove", "host", "storageimg", NAS, "pool", "rv3")
 
 
-@pytest.mark.skipif(ATTACHER != "kernel", reason="needs block devices (root, FUSE or nbd)")
 def test_unmap_of_a_device_in_use_fails_clearly(cluster):
+    require_service(ATTACHER == "kernel", "block devices (root with FUSE+loop, or nbd)")
     cl = cluster
     [row] = js(cl, "add", "host", "storagemap", NAS, "pool", "rv4", C0, "16M")
     fd = os.open(row["device"], os.O_RDONLY)

@@ -9,7 +9,6 @@ from archipelago_nas.volumes.memory import MemoryVolumeService
 
 
 def engine_service(tmp_path):
-    pytest.importorskip("archipelago.volume")
     from archipelago_nas.volumes.engine import EngineVolumeService
     cfg = config.from_text("[node]\nname = nas-0-0\n[nas]\nvolumes = engine\n"
                            "nbd_listen = 127.0.0.1\nnbd_host = 127.0.0.1\n"
