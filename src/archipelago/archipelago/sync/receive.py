@@ -117,6 +117,7 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
         ap.checkpoint()
     finally:
         ap.close()
+    staged = time.monotonic()
     job.commit()
     secs = time.monotonic() - started
     c = ap.counts
@@ -127,6 +128,7 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
             "from": header["from"] and header["from"]["name"], "records": c.records,
             "data_bytes": c.data_bytes, "zero_bytes": c.zero_bytes,
             "wire_bytes": reader.bytes, "seconds": secs,
+            "stream_seconds": staged - started, "commit_seconds": secs - (staged - started),
             "resumed": header.get("resume") is not None}
 
 
