@@ -57,39 +57,44 @@ def median_time(fn, rounds):
 
 # -- snapshot / clone -----------------------------------------------------------------------
 def bench_snapshots(work, rounds):
-    print(f"snapshot and clone of thin volumes (median of {rounds}; durable FileStore)")
+    print(f"snapshot and clone of thin volumes (median of {rounds}; durable FileStore; "
+          "sizes interleaved so that disk noise hits them alike)")
     store = FileStore(work / "snapstore")
     eng = VolumeEngine(store, owner="bench:snap")
     qemu = process.which("qemu-img")
-    rows = []
-    for label, size in (("1 GiB", GiB), ("100 GiB", 100 * GiB), ("10 TiB", 10 * TiB)):
+    sizes = (("1 GiB", GiB), ("100 GiB", 100 * GiB), ("10 TiB", 10 * TiB))
+    samples = {label: {"snap": [], "clone": [], "qcow": [], "cp": []} for label, _ in sizes}
+    for label, size in sizes:
         name = "v" + label.replace(" ", "")
         eng.create(name, size)
         for off in (0, size // 2, size - 4096):       # full-depth paths in the map
             eng.write(name, off, b"x" * 4096)
         eng.open(name)
-        snap = median_time(lambda i, n=name: eng.snapshot(n, f"s{i}"), rounds)
-        clone = median_time(lambda i, n=name: eng.clone(f"{n}@s{i}", f"{n}c{i}"), rounds)
-        qcow = reflink = None
         if qemu:
-            base = work / f"{name}.qcow2"
-            process.run([qemu, "create", "-q", "-f", "qcow2", str(base), str(size)])
-            qcow = median_time(lambda i, b=base: process.run(
-                [qemu, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(b),
-                 str(work / f"ov{i}.qcow2")]), rounds)
-        raw = work / f"{name}.raw"
-        with open(raw, "wb") as f:
+            process.run([qemu, "create", "-q", "-f", "qcow2", str(work / f"{name}.qcow2"),
+                         str(size)])
+        with open(work / f"{name}.raw", "wb") as f:
             f.truncate(size)
             for off in (0, size // 2, size - 4096):
                 f.seek(off)
                 f.write(b"x" * 4096)
-        reflink = median_time(lambda i, r=raw: process.run(
-            ["cp", "--reflink=auto", "--sparse=always", str(r), str(work / f"cp{i}.raw")],
-            timeout=600), rounds)
-        for p in work.glob("cp*.raw"):
-            p.unlink()
-        rows.append((label, snap, clone, qcow, reflink))
-        eng.close(name)
+    for i in range(rounds):
+        for label, _size in sizes:
+            name = "v" + label.replace(" ", "")
+            got = samples[label]
+            got["snap"].append(timed(eng.snapshot, name, f"s{i}")[0])
+            got["clone"].append(timed(eng.clone, f"{name}@s{i}", f"{name}c{i}")[0])
+            if qemu:
+                got["qcow"].append(timed(process.run, [
+                    qemu, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                    str(work / f"{name}.qcow2"), str(work / f"ov{name}{i}.qcow2")])[0])
+            got["cp"].append(timed(process.run, [
+                "cp", "--reflink=auto", "--sparse=always", str(work / f"{name}.raw"),
+                str(work / "cp.raw")], timeout=600)[0])
+            (work / "cp.raw").unlink()
+    rows = [(label, Times(samples[label]["snap"]), Times(samples[label]["clone"]),
+             Times(samples[label]["qcow"]) if qemu else None, Times(samples[label]["cp"]))
+            for label, _ in sizes]
     print("  times in ms, median/min")
     print(f"  {'size':>8} {'snapshot':>12} {'clone':>12} {'qcow2 -b':>12} {'cp reflink':>12}")
     for label, snap, clone, qcow, reflink in rows:
