@@ -299,3 +299,8 @@ def test_cli_errors_are_one_line(nodes):
         r = node.vlmc(*args, check=False, input=b"")
         assert r.returncode == code, (args, r.err)
         assert r.err.startswith("vlmc: error: ") and len(r.err.strip().splitlines()) == 1
+    a.vlmc("create", "full", "--size", "4M")
+    a.vlmc("snapshot", "full", "s1")
+    r = a.vlmc("send", "full@s1", "-o", "/dev/full", check=False)
+    assert r.returncode == 1 and "No space left" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1

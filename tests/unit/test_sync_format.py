@@ -152,3 +152,16 @@ def test_parse_hostport():
     for bad in ("", "host:x", "host:70000", ":80"):
         with pytest.raises(InvalidArgument):
             parse_hostport(bad)
+
+
+def test_progress_bar_only_when_asked(capsys):
+    from archipelago.sync.progress import Progress
+    bar = Progress(1000, "send v@s", enabled=True)
+    bar.update(600)
+    bar.update(400)
+    bar.close()
+    assert "send v@s" in capsys.readouterr().err
+    quiet = Progress(1000, "send v@s")          # stderr is not a terminal here
+    quiet.update(1000)
+    quiet.close()
+    assert capsys.readouterr().err == ""

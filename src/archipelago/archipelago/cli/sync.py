@@ -11,6 +11,7 @@ failure, 2 for bad input; --json for scripts. An interrupted receive prints the
 token that `vlmc send --resume` continues from (`vlmc receive VOL --token` shows it
 again later, e.g. after the receiver was killed).
 """
+import functools
 import json
 import sys
 import time
@@ -29,6 +30,19 @@ from ..units import format_size
 from .common import echo_json, fail, handle_errors
 
 LISTEN_CONFIG = "@config"
+
+
+def os_errors(fn):
+    """A file or socket error (disk full, connection refused...) is one line too."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            fail(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 1)
+    return wrapper
 
 
 def _client(ctx):
@@ -75,6 +89,7 @@ def _fail_result(res, as_json):
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 @click.pass_context
 @handle_errors
+@os_errors
 def send(ctx, spec, from_snap, output, dest, tname, target, force, limit, resume, as_json):
     """Send snapshot VOLUME@SNAP as a stream (incremental with --from)."""
     if spec is None:
@@ -134,6 +149,7 @@ def send(ctx, spec, from_snap, output, dest, tname, target, force, limit, resume
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 @click.pass_context
 @handle_errors
+@os_errors
 def receive(ctx, volume, inp, listen, force, limit, timeout, show_token, abort, as_json):
     """Receive a stream into VOLUME; it moves to the new snapshot only once verified."""
     validate_name(volume)

@@ -8,10 +8,12 @@ and the commit applies them to the target in one pass: incremental streams are
 written through the volume engine once instead of twice (stage, then copy).
 `apply_spool` replays a spool (verifying every record again) into a volume.
 """
+import contextlib
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+from ..errors import BackendError
 from . import format as F
 
 DEPTH = 4
@@ -70,32 +72,46 @@ class VolumeSink:
         self.w.close()
 
 
+@contextlib.contextmanager
+def _io(path):
+    try:
+        yield
+    except OSError as e:
+        raise BackendError(f"receive spool {path}: {e.strerror or e}", errno=e.errno) \
+            from None
+
+
 class SpoolSink:
     def __init__(self, path, size):
         """Append to spool `path`, cut back to `size` (the last checkpoint) first."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self.f = os.fdopen(fd, "r+b")
-        if size == 0:
-            self.f.truncate(0)
-            self.f.write(F.PREAMBLE.pack(F.MAGIC, F.VERSION, 0))
-        else:
-            self.f.truncate(size)
-            self.f.seek(size)
+        self.path = path
+        with _io(path):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            self.f = os.fdopen(fd, "r+b")
+            if size == 0:
+                self.f.truncate(0)
+                self.f.write(F.PREAMBLE.pack(F.MAGIC, F.VERSION, 0))
+            else:
+                self.f.truncate(size)
+                self.f.seek(size)
 
     def put(self, rec):
         head = F.HEAD.pack(rec.type, 0, 0, rec.seq, rec.offset, rec.length,
                            len(rec.payload), 0)
-        self.f.write(head + rec.digest)
-        if rec.payload:
-            self.f.write(rec.payload)
+        with _io(self.path):
+            self.f.write(head + rec.digest)
+            if rec.payload:
+                self.f.write(rec.payload)
 
     def sync(self):
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        return {"spool_size": self.f.tell()}
+        with _io(self.path):
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            return {"spool_size": self.f.tell()}
 
     def close(self):
-        self.f.close()
+        with contextlib.suppress(OSError):
+            self.f.close()
 
 
 def apply_spool(path, size, vol):
@@ -103,7 +119,7 @@ def apply_spool(path, size, vol):
     records re-sent after a resume from an older checkpoint simply overwrite."""
     w = _Writes(vol)
     try:
-        with open(path, "rb") as f:
+        with _io(path), open(path, "rb") as f:
             r = F.Reader(f)
             r.preamble()
             while r.bytes < size:

@@ -25,7 +25,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import ArchipelagoError, Exists, InvalidArgument, NotFound
+from ..errors import ArchipelagoError, BackendError, Exists, InvalidArgument, NotFound
 from ..names import validate_name
 from . import format as F
 from . import token as T
@@ -149,14 +149,18 @@ class Job:
         return self.header["from"] is None
 
     def save(self):
-        os.makedirs(self.state_dir, exist_ok=True)
         path = state_path(self.state_dir, self.volume)
         tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.state, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+            with open(tmp, "w") as f:
+                json.dump(self.state, f, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise BackendError(f"receive state {path}: {e.strerror or e}",
+                               errno=e.errno) from None
 
     @property
     def spooled(self):
