@@ -14,6 +14,7 @@ import time
 
 import pytest
 from archipelago_node import Node
+from conftest import require
 
 pytest.importorskip("xseg")
 
@@ -304,3 +305,71 @@ def test_cli_errors_are_one_line(nodes):
     r = a.vlmc("send", "full@s1", "-o", "/dev/full", check=False)
     assert r.returncode == 1 and "No space left" in r.err, r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A private sshd on 127.0.0.1 (root, key only); yields (port, ssh command line)."""
+    require("sshd", "ssh-keygen", "ssh")
+    if os.geteuid() != 0:
+        pytest.skip("the private sshd runs as root")
+    import socket
+    d = tmp_path / "sshd"
+    d.mkdir()
+    for key in ("host", "id"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d / key],
+                       check=True)
+    (d / "authorized_keys").write_text((d / "id.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (d / "config").write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d / 'host'}
+PidFile {d / 'sshd.pid'}
+AuthorizedKeysFile {d / 'authorized_keys'}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+""")
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen([shutil_which("sshd"), "-D", "-e", "-f", d / "config"],
+                            stderr=subprocess.PIPE)
+    ssh = (f"ssh -i {d / 'id'} -p {port} -o BatchMode=yes -o LogLevel=ERROR "
+           "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null")
+    deadline = time.monotonic() + 20
+    while subprocess.run([*ssh.split(), "root@127.0.0.1", "true"],
+                         capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"private sshd did not come up: {proc.stderr.read1().decode()}")
+        time.sleep(0.2)
+    yield port, ssh
+    proc.kill()
+    proc.wait()
+
+
+def shutil_which(name):
+    import shutil
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+def test_ssh_transport_through_a_real_sshd(nodes, sshd, tmp_path):
+    a, b = nodes
+    _port, ssh = sshd
+    a.vlmc("create", "rs", "--size", "8M")
+    scribble(a, "rs", 10, 8, 8 * MiB)
+    a.vlmc("snapshot", "rs", "s1")
+    scribble(a, "rs", 5, 9, 8 * MiB)
+    a.vlmc("snapshot", "rs", "s2")
+    conf = tmp_path / "a.conf"
+    conf.write_text(a.conf.read_text() + f"ssh_command = {ssh}\nremote_vlmc = "
+                    f"{sys.executable} -m archipelago.cli.vlmc -c {b.conf}\n")
+    for args in (["rs@s1"], ["rs@s2", "--from", "s1"]):
+        p = subprocess.run([sys.executable, "-m", "archipelago.cli.vlmc", "-c", str(conf),
+                            "send", *args, "--to", "root@127.0.0.1", "-t", "ssh"],
+                           capture_output=True, env=a.env(), timeout=120)
+        assert p.returncode == 0, p.stderr.decode()
+    assert export(b, "rs@s2") == export(a, "rs@s2")
