@@ -202,3 +202,8 @@ def test_rocks_storageimg_commands(rocks, tmp_path):
         rocks("add", "host", "storageimg", "nas-0-0", "pool", "a/b", f"source={src}")
     with pytest.raises(errors.NotFound, match="does not exist on this NAS"):
         rocks("add", "host", "storageimg", "nas-0-0", "pool", "x", "source=/no/such")
+
+
+def test_small_sizes_print_in_tables():
+    from rocks_command_archipelago.output import Output, size
+    assert Output(["a", "b"], [[size(0), size(512)]]).as_table().splitlines()[1] == "0 512"

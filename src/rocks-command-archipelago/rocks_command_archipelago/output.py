@@ -42,7 +42,7 @@ class Size(int):
     """Bytes: a number in JSON, 10G in a table."""
 
     def __str__(self):
-        return format_size(self)
+        return format_size(int(self))     # int: below 1K format_size gives str(n)
 
 
 class Age(float):
