@@ -9,6 +9,7 @@ polls `list_images` and shows that progress. A NAS restarted during an import ma
 it `error` (recover); importing it again restarts it.
 """
 import logging
+import shutil
 import threading
 import time
 
@@ -69,7 +70,9 @@ def _percent(row):
 
 
 def recover(ctx):
-    """At start: imports that were running when the NAS stopped are failed."""
+    """At start: imports that were running when the NAS stopped are failed, and their
+    temporary raw copies (qcow2 conversions) are deleted."""
+    shutil.rmtree(ctx.node.state_dir / "tmp", ignore_errors=True)
     for row in ctx.session.scalars(select(Image).where(Image.state == IMPORTING)):
         row.state, row.step, row.finished = ERROR, None, time.time()
         row.error = "interrupted by a NAS restart; import it again"
