@@ -13,8 +13,13 @@ Prints each result and our ratio to each anchor
 Also: the peak RSS of our nbdd and its RSS per idle connection, and the time
 `map` takes to give a usable block device (FUSE+loop here; needs root), median
 of several runs.
-Also "nbdd-volume": nbdd serving a volume of the in-process peer stack (the
-real vlmcd/mapperd/filed code over a FileStore; --no-volume skips it).
+Also two volume targets on a real node (segment, peer processes, FileStore on
+the same disk; --no-volume skips them; --datapath picks one):
+  "vol-peers": archipelago-nbdd with [nbd] datapath = peers (nbdd -> vlmcd ->
+               mapperd/blockerb peers over xseg; the original layout);
+  "vol-coloc": archipelago-nbdd with [nbd] datapath = colocated (nbdd serves the
+               vlmcd role itself, object I/O on its own FileStore; nbd/colocated.py).
+Each volume is filled first (1M writes), as the raw file is.
 --extra adds more targets by URI (e.g. a node's nbdd) to the table.
 """
 import argparse
@@ -34,6 +39,7 @@ PATTERNS = [("4k-randread-qd16", "randread", "4k", 16),
             ("1m-read-qd8", "read", "1m", 8),
             ("1m-write-qd8", "write", "1m", 8)]
 EXPORT = "bench.raw"
+VOLUME_TARGETS = {"peers": "vol-peers", "colocated": "vol-coloc"}
 
 
 def wait_for(path, proc, timeout=20):
@@ -63,35 +69,60 @@ def start_nbdkit(work, file):
     return proc, f"nbd+unix:///{EXPORT}?socket={sock}"
 
 
-VOLUME_SERVER = """
-import signal, sys
-from archipelago import client
-from archipelago.nbd.testing import serve
-from archipelago.nbd.volume import VolumeProvider
-from archipelago.store.file import FileStore
-c = client.local(FileStore(sys.argv[1], durable=False))
-c.create("vm1", int(sys.argv[2]))
-with serve(providers=[VolumeProvider(connect=lambda conf: c)]) as srv:
-    print(srv.uri("vm1"), flush=True)
-    signal.sigwait([signal.SIGTERM, signal.SIGINT])
-"""
+class _NodeNbdd:
+    """archipelago-nbdd of a real node; stop() ends nbdd, then the node's peers."""
+
+    def __init__(self, proc, node):
+        self.proc, self.node = proc, node
+        self.pid, self.args = proc.pid, proc.args
+
+    def poll(self):
+        return self.proc.poll()
+
+    def terminate(self):
+        self.proc.terminate()
+
+    def kill(self):
+        self.proc.kill()
+
+    def wait(self, timeout=None):
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.returncode is not None:
+                self.node.stop()
 
 
-def start_volume(work, size):
-    """nbdd serving a volume of the in-process peer stack (vlmcd/mapperd/filed code
-    called directly over a FileStore on the same disk; a node adds xseg hops)."""
-    store = work / "store"
-    store.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(store), str(size)],
-                            stdout=subprocess.PIPE, text=True)
-    uri = proc.stdout.readline().strip()
-    if not uri:
-        proc.wait()
-        raise RuntimeError("volume server did not start")
-    subprocess.run(["fio", "--name=fill", "--ioengine=nbd", f"--uri={uri}", "--rw=write",
-                    "--bs=1m", "--iodepth=8", f"--size={size}", "--output-format=terse"],
-                   check=True, capture_output=True)
-    return proc, uri
+def start_node_volume(work, size, datapath):
+    """A node (peers on a segment, FileStore under `work`) and its archipelago-nbdd
+    with [nbd] datapath = `datapath`, serving volume vm1 of `size` bytes, filled."""
+    sys.path.insert(0, str(ROOT / "tests" / "lib"))
+    from archipelago_node import ROLES, Node
+    sock = work / f"vol-{datapath}.sock"
+    node = Node(work, f"node-{datapath}", shared=work / f"shared-{datapath}",
+                settings={"nbd": {"datapath": datapath, "listen": f"unix:{sock}"},
+                          "XSEG": {"segment_size": 256}})
+    try:
+        for role in ROLES:
+            if datapath == "peers" or role != "vlmcd":   # co-located: nbdd is vlmcd
+                node.start(role)
+        proc = subprocess.Popen([sys.executable, "-m", "archipelago.nbd", "-c", str(node.conf)],
+                                env=node.env())
+        wait_for(sock, proc)
+        node.vlmc("create", "vm1", "--size", f"{size >> 20}M")
+    except BaseException:
+        node.stop()
+        raise
+    srv = _NodeNbdd(proc, node)
+    uri = f"nbd+unix:///vm1?socket={sock}"
+    try:
+        subprocess.run(["fio", "--name=fill", "--ioengine=nbd", f"--uri={uri}", "--rw=write",
+                        "--bs=1m", "--iodepth=8", f"--size={size}", "--output-format=terse"],
+                       check=True, capture_output=True)
+    except BaseException:
+        stop(srv)
+        raise
+    return srv, uri
 
 
 def start_qemu_nbd(work, file):
@@ -198,7 +229,11 @@ def main():
     ap.add_argument("--extra", action="append", default=[], help="NAME=URI, another target")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--no-map", action="store_true", help="skip the map-time measurement")
-    ap.add_argument("--no-volume", action="store_true", help="skip the volume target")
+    ap.add_argument("--no-volume", action="store_true", help="skip the volume targets")
+    ap.add_argument("--datapath", action="append", choices=("peers", "colocated"),
+                    help="volume target(s) to run (default: both)")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only these targets (names as in the table)")
     args = ap.parse_args()
     for tool in ("fio", "nbdkit", "qemu-nbd"):
         if not shutil.which(tool):
@@ -216,17 +251,21 @@ def main():
         try:
             for name, start in targets:
                 procs[name], uris[name] = start(work, file)
-            if not args.no_volume:
+            for dp in ([] if args.no_volume else args.datapath or ["peers", "colocated"]):
+                name = VOLUME_TARGETS[dp]
                 try:
-                    procs["nbdd-volume"], uris["nbdd-volume"] = start_volume(
-                        work, file.stat().st_size)
-                except (RuntimeError, subprocess.CalledProcessError) as e:
-                    print(f"(volume target skipped: {e})")
+                    procs[name], uris[name] = start_node_volume(work, file.stat().st_size, dp)
+                except (RuntimeError, subprocess.CalledProcessError, AssertionError) as e:
+                    print(f"({name} skipped: {e})")
             for spec in args.extra:
                 name, _, uri = spec.partition("=")
                 uris[name] = uri
             # Rounds interleave the servers so load drift on a shared host hits all
             # of them alike; each figure is the median of its rounds.
+            nbdd_uri = uris["nbdd"]
+            if args.only:
+                uris = {n: u for n, u in uris.items()
+                        if n in args.only or n in ("nbdkit", "qemu-nbd")}
             runs = {n: {p: [] for p, *_ in PATTERNS} for n in uris}
             for p, rw, bs, qd in PATTERNS:
                 for _ in range(args.rounds):
@@ -234,8 +273,9 @@ def main():
                         runs[name][p].append(fio(uri, rw, bs, qd, args.runtime, args.size))
             results = {n: {p: {k: statistics.median(r[k] for r in rs) for k in ("iops", "mbps")}
                            for p, rs in per.items()} for n, per in runs.items()}
-            rss = peak_rss_mib(procs["nbdd"].pid)
-            per_conn = idle_connection_kib(procs["nbdd"], uris["nbdd"])
+            rss = {n: peak_rss_mib(p.pid) for n, p in procs.items()
+                   if n == "nbdd" or n.startswith("vol-")}
+            per_conn = idle_connection_kib(procs["nbdd"], nbdd_uri)
         finally:
             for proc in procs.values():
                 stop(proc)
@@ -258,7 +298,7 @@ def main():
 
 def report(results, rss):
     names = list(results)
-    ours = [n for n in ("nbdd", "nbdd-volume") if n in results]
+    ours = [n for n in ("nbdd", *VOLUME_TARGETS.values()) if n in results]
     ratio_cols = [(o, a) for o in ours for a in ("nbdkit", "qemu-nbd")]
     print(f"{'pattern':<18}" + "".join(f"{n:>16}" for n in names)
           + "".join(f"{o + '/' + a:>22}" for o, a in ratio_cols))
@@ -270,8 +310,9 @@ def report(results, rss):
                   else float("nan") for o, a in ratio_cols]
         print(f"{p:<18}" + "".join(f"{c:>16}" for c in cells)
               + "".join(f"{r:>21.2f}x" for r in ratios))
-    if rss is not None:
-        print(f"\nnbdd peak RSS: {rss:.1f} MiB")
+    for n, r in (rss or {}).items():
+        if r is not None:
+            print(f"{'' if n != 'nbdd' else chr(10)}{n} (nbdd process) peak RSS: {r:.1f} MiB")
 
 
 if __name__ == "__main__":

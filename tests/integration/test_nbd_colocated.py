@@ -24,9 +24,9 @@ MiB = 1 << 20
 OTHER_ROLES = ("blockerb", "blockerm", "mapperd")
 
 
-def run(*argv, check=True, timeout=180):
+def run(*argv, check=True, timeout=180, cwd=None):
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                          check=check, timeout=timeout)
+                          check=check, timeout=timeout, cwd=cwd)
 
 
 def start_colocated(node):
@@ -93,13 +93,13 @@ def test_round_trip_across_objects(hosts, tmp_path):
     assert back.read_bytes() == bytes(data)
 
 
-def test_fio_verify(hosts):
+def test_fio_verify(hosts, tmp_path):
     require("fio")
     a, _, srv, _ = hosts
     a.vlmc("create", "fiov", "--size", "32")
     run("fio", "--name=v", "--ioengine=nbd", f"--uri={srv.uri('fiov')}", "--rw=randwrite",
         "--bs=4k-256k", "--iodepth=16", "--size=32m", "--verify=crc32c",
-        "--verify_fatal=1", "--do_verify=1", "--randrepeat=0")
+        "--verify_fatal=1", "--do_verify=1", "--randrepeat=0", cwd=tmp_path)
 
 
 def test_snapshot_during_writes(hosts):

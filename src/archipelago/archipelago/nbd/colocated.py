@@ -34,9 +34,10 @@ import logging
 import threading
 
 from .. import config as C
-from ..errors import ArchipelagoError, InvalidArgument, NotFound, Unavailable
+from ..errors import ArchipelagoError, BackendError, InvalidArgument, NotFound, Unavailable
 from ..peers import protocol as P
 from ..peers.transport import Done, Reply, Request, Transport
+from ..peers.vlmcd import FANOUT, zeros
 from .backend import Backend
 from .registry import Provider
 
@@ -118,25 +119,93 @@ class _Failed:
 
 
 class ColocatedBackend(Backend):
-    """One volume or snapshot, served by the in-process vlmcd."""
+    """One volume or snapshot, served by the in-process vlmcd.
+
+    A request whose extents are all on the in-process store takes vlmcd's own
+    steps without its transport: enter the volume (waits while it is frozen;
+    counted for the next freeze), vlmcd's map_read/map_write (its cache, or
+    MAPR/MAPW to mapperd), the object I/O on the store, leave. Anything else
+    (no direct store: memd) is vlmcd.read/write itself."""
 
     def __init__(self, vlmcd, spec, size, readonly, parallel):
         self.vlmcd = vlmcd
         self.spec = spec
+        self.vol = spec.partition("@")[0]
         self._size = size
         self._ro = readonly
         self._parallel = parallel
+        t = vlmcd.t
+        self.store = t.store if isinstance(t, DirectTransport) else None
+        self.aio = self.store is not None and t.aio
         self.description = f"archipelago volume {spec} (co-located)"
 
     def size(self):
         return self._size
 
     def pread(self, buf, offset):
-        self.vlmcd.read(Request(P.X_READ, self.spec, offset, len(buf), 0, buf))
+        store, vd = self.store, self.vlmcd
+        if store is None:
+            vd.read(Request(P.X_READ, self.spec, offset, len(buf), 0, buf))
+            return
+        v = vd._entered(self.vol)
+        try:
+            ext = vd.map_read(v, self.spec, offset, len(buf))
+            if len(ext) == 1 and ext[0][0] is not None:
+                store.readinto(ext[0][0], ext[0][1], buf)
+                return
+            jobs, pos = [], 0
+            for obj, ooff, n in ext:
+                part = buf[pos:pos + n]
+                pos += n
+                if obj is None:
+                    part[:] = zeros(n)
+                else:
+                    jobs.append((obj, ooff, part))
+            self._run(store.readinto, store.aio_readinto if self.aio else None, jobs)
+        finally:
+            v.leave()
 
     def pwrite(self, buf, offset):
+        store, vd = self.store, self.vlmcd
         n = len(buf)
-        self.vlmcd.write(Request(P.X_WRITE, self.spec, offset, n, 0, memoryview(buf), n))
+        if store is None:
+            vd.write(Request(P.X_WRITE, self.spec, offset, n, 0, memoryview(buf), n))
+            return
+        v = vd._entered(self.spec)
+        try:
+            ext = vd.map_write(v, self.spec, offset, n)
+            if any(obj is None for obj, _, _ in ext):
+                raise BackendError(f"mapperd mapped a write of {self.spec} to no object")
+            if len(ext) == 1:
+                store.write(ext[0][0], ext[0][1], buf)
+                return
+            view, jobs, pos = memoryview(buf), [], 0
+            for obj, ooff, k in ext:
+                jobs.append((obj, ooff, view[pos:pos + k]))
+                pos += k
+            self._run(store.write, store.aio_write if self.aio else None, jobs)
+        finally:
+            v.leave()
+
+    @staticmethod
+    def _run(sync, aio, jobs):
+        """The object I/O of one request: all in flight at once where the store has
+        aio (RADOS), else one after the other (a local file: no waiting to overlap);
+        every one finishes before the buffer is given back, the first error raised."""
+        if aio is None or len(jobs) < 2:
+            for obj, ooff, part in jobs:
+                sync(obj, ooff, part)
+            return
+        error = None
+        for i in range(0, len(jobs), FANOUT):
+            futs = [aio(obj, ooff, part) for obj, ooff, part in jobs[i:i + FANOUT]]
+            for f in futs:
+                try:
+                    f.result()
+                except ArchipelagoError as e:
+                    error = error or e
+        if error is not None:
+            raise error
 
     def flush(self):
         if not self._ro:
@@ -169,13 +238,15 @@ class ColocatedProvider(Provider):
     `store`: the data ObjectStore to use instead of one built from the blocker's
     section (tests)."""
 
-    def __init__(self, conf=None, store=None, start=True):
+    def __init__(self, conf=None, store=None, start=True, vlmcd=None, parallel=False):
         self.conf = conf
         self._store = store
         self._own_store = store is None
-        self.peer = self.vlmcd = self._seg = None
+        self.peer = self._seg = None
+        self.vlmcd = vlmcd
+        self.parallel = parallel
         self._lock = threading.Lock()
-        if start:
+        if start and vlmcd is None:
             self.start()
 
     def start(self):
@@ -265,3 +336,17 @@ class ColocatedProvider(Provider):
         if seg is not None:
             with contextlib.suppress(Exception):
                 seg.close()
+
+
+def local(data_store, map_store=None, **kw):
+    """(provider, client) over the in-process peer stack of archipelago.client.local:
+    its vlmcd port rebound to a Vlmcd whose object I/O goes straight to `data_store`
+    (the co-located path without a segment: tests and benchmarks). The client's
+    calls (snapshot, ...) reach that same Vlmcd, so they freeze the NBD I/O too."""
+    from ..peers.local import BLOCKERB, MAPPERD, VLMCD, local_stack
+    from ..peers.vlmcd import Vlmcd
+    c = local_stack(data_store, map_store, **kw)
+    vd = Vlmcd(DirectTransport(c.t, BLOCKERB, data_store), MAPPERD, BLOCKERB)
+    c.t.bind(VLMCD, vd)
+    return ColocatedProvider(vlmcd=vd, parallel=data_store.kind not in ("file", "memory"),
+                             start=False), c

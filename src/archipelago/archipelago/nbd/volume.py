@@ -48,6 +48,9 @@ class VolumeBackend(Backend):
     def can_multi_conn(self):
         return True            # one shared Volume: flush covers every connection
 
+    def parallel(self):
+        return True            # every request is a round trip to vlmcd over the segment
+
     def block_size(self):
         return (1, 4096, 32 << 20)
 
