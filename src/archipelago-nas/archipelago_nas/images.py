@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 IMPORTING, READY, ERROR = "importing", "ready", "error"
 PROGRESS_EVERY = 2.0          # seconds between progress updates (database, log)
+IMPORT_TMP = "image-import"  # state_dir subdir for qcow2 -> raw conversions
 
 
 def image_dict(row):
@@ -72,7 +73,7 @@ def _percent(row):
 def recover(ctx):
     """At start: imports that were running when the NAS stopped are failed, and their
     temporary raw copies (qcow2 conversions) are deleted."""
-    shutil.rmtree(ctx.node.state_dir / "tmp", ignore_errors=True)
+    shutil.rmtree(ctx.node.state_dir / IMPORT_TMP, ignore_errors=True)
     for row in ctx.session.scalars(select(Image).where(Image.state == IMPORTING)):
         row.state, row.step, row.finished = ERROR, None, time.time()
         row.error = "interrupted by a NAS restart; import it again"
@@ -123,7 +124,7 @@ class Importer:
                      src.format, format_size(src.size))
             if src.format != "raw":
                 self._update(name, step="converting")
-            with imagefile.raw_file(src, nas.state_dir / "tmp") as path:
+            with imagefile.raw_file(src, nas.state_dir / IMPORT_TMP) as path:
                 self._update(name, step="storing")
                 st = nas.volumes.import_image(pool, name, path, src.size, progress=progress)
             self._update(name, state=READY, step=None, done=src.size, size=st["size"],
