@@ -172,7 +172,7 @@ def test_background_copy_and_periodic_sync(cl):
 
 
 def _kill_during_final_sync(cl, victim, volume):
-    js(cl, "set", "host", "storageattr", NAS, "sync_retry", "3")
+    js(cl, "set", "host", "storageattr", NAS, "sync_retry", "5")
     js(cl, "set", "host", "storagemap", NAS, volume, "uploadspeed=4M")
     expect = bytearray(SIZE)
     [r] = js(cl, "add", "host", "storagemap", NAS, "pool", volume, C1, "64M",
@@ -205,6 +205,7 @@ def test_compute_node_down_at_unmap_then_clean(cl):
     [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv5", C0, "64M", "img_sync=true")
     io(r["device"], 0, b"x" * 4096)
     cl.stop_node(C0)
+    time.sleep(5)                  # its heartbeats stop: the NAS knows it is down
     try:
         out = cl.rocks("remove", "host", "storagemap", NAS, "sv5")
         assert out.returncode != 0 and "rocks clean host storagemap" in out.stderr

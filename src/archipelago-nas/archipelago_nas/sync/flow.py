@@ -222,9 +222,15 @@ def start_sync(ctx, m, job, kind="periodic"):
 def _overdue(ctx, m, job):
     s = ctx.session
     if job.kind == "final":
-        if (job.attempts or 0) >= FINAL_ATTEMPTS:
-            err = Timeout(clean_cancel(f"the final sync of {m.volume} from {m.remotehost} "
-                                       "did not finish", m.volume, ctx.node.name))
+        try:
+            ctx.node.check_alive(s, m.remotehost)
+            gone = None
+        except Unavailable as e:
+            gone = e
+        if gone is not None or (job.attempts or 0) >= FINAL_ATTEMPTS:
+            why = f"{gone}; its changes since the last sync are only there" if gone else \
+                f"the final sync of {m.volume} from {m.remotehost} did not finish"
+            err = Timeout(clean_cancel(why, m.volume, ctx.node.name))
             transition(s, m, ERROR, str(err))
             job.kind = job.request_id = job.deadline = None
             if m.request_id:

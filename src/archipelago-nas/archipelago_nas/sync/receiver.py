@@ -7,10 +7,10 @@ import logging
 import threading
 
 from archipelago.errors import ArchipelagoError
-from archipelago.peers.local import local_stack
 from archipelago.sync import resume_token
 from archipelago.sync.config import SYNC
 from archipelago.sync.config import secret as load_secret
+from archipelago.sync.local import EngineClient
 from archipelago.sync.service import receive_result
 from archipelago.sync.transport import tcp
 
@@ -70,9 +70,7 @@ class Receiver:
     def client(self, pool):
         with self.lock:
             if pool not in self.clients:
-                eng = self.nas.volumes.engine(pool)
-                self.clients[pool] = local_stack(eng.store, eng.store,
-                                                 engine_factory=lambda *a: eng)
+                self.clients[pool] = EngineClient(self.nas.volumes.engine(pool))
             return self.clients[pool]
 
     def handle(self, volume, rfile):

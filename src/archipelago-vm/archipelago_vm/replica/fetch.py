@@ -59,7 +59,7 @@ class Fetcher:
         self._conn_lock = threading.Lock()
         self._conn = None
         self.rate = rate
-        self._limit = limiter(rate)
+        self.set_rate(rate)
         self.paused = threading.Event()
         if paused:
             self.paused.set()
@@ -67,6 +67,10 @@ class Fetcher:
         self.on_done = on_done
         self.error = None
         self.thread = None
+
+    def set_rate(self, rate):
+        self.rate = rate
+        self._limit = limiter(rate) or (lambda n: None)
 
     # -- progress ----------------------------------------------------------------------
     @property

@@ -66,7 +66,7 @@ def unmap_local(ctx, f):
         res = reps.sync_retrying(name, rate=f["rate"], token=f["token"])
         reps.remove(name)
         return {"volume": name, "host": node.name, "device": device, **res}
-    submit(ctx, final, "volume_unmapped")
+    submit(ctx, final, "volume_unmapped", key=("final", name))
     return DEFERRED
 
 
@@ -78,22 +78,37 @@ def sync_now(ctx, f):
     def job():
         res = node.replicas.sync(name, rate=f["rate"], token=f["token"])
         return {"volume": name, "host": node.name, "phase": "to-nas", **res}
-    submit(ctx, job, "volume_synced")
+    submit(ctx, job, "volume_synced", key=("sync", name))
     return DEFERRED
 
 
-def submit(ctx, fn, reply_action):
+def submit(ctx, fn, reply_action, key):
+    """Run fn in the pool; its result answers this request and every request for the
+    same `key` that arrives while it runs (the NAS asks again when it hears nothing:
+    one job, every asker answered with its own request_id)."""
     node, msg = ctx.node, dict(ctx.msg)
-    reply_to, cid = ctx.reply_to, ctx.correlation_id
-    outbox = _outbox(node)
+    waiter = (ctx.reply_to, ctx.correlation_id, msg)
+    outbox, running = _outbox(node), node.replicas.running
+    with node.replicas.lock:
+        if key in running:
+            running[key].append(waiter)
+            log.info("%s of %s is already running; answering %s too", key[0], key[1],
+                     msg["request_id"])
+            return
+        running[key] = [waiter]
 
     def run():
         try:
-            reply = schema.success(msg, reply_action, **fn())
+            result, err = fn(), None
         except Exception as e:            # answered, never lost in the pool
             log.warning("%s of %s failed: %s", msg.get("action"), msg.get("volume"), e)
-            reply = schema.failure(msg, e, reply_action)
-        outbox.put((reply_to, cid, reply))
+            result, err = None, e
+        with node.replicas.lock:
+            waiters = running.pop(key, [])
+        for reply_to, cid, m in waiters:
+            reply = schema.failure(m, err, reply_action) if err is not None else \
+                schema.success(m, reply_action, **result)
+            outbox.put((reply_to, cid, reply))
     node.replicas.pool.submit(run)
 
 

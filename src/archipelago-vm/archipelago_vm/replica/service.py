@@ -22,11 +22,11 @@ from archipelago.errors import ArchipelagoError, NotFound, Unavailable, Unsuppor
 from archipelago.nbd.registry import ExportRegistry, Provider
 from archipelago.nbd.server import Server
 from archipelago.nbd.settings import AllowList, parse_address
-from archipelago.peers.local import local_stack
 from archipelago.store.file import FileStore
 from archipelago.sync import service as sync_service
 from archipelago.sync import transport as sync_transport
 from archipelago.sync.config import SYNC
+from archipelago.sync.local import EngineClient
 from archipelago.volume import VolumeEngine
 
 from .config import REPLICA
@@ -57,13 +57,14 @@ class ReplicaService:
         self.root.mkdir(parents=True, exist_ok=True)
         store = FileStore(self.root / "store")
         self.engine = VolumeEngine(store, owner=f"replica:{node.name}")
-        self.client = local_stack(store, store, engine_factory=lambda *a: self.engine)
+        self.client = EngineClient(self.engine)        # archipelago.sync over our engine
         self.pool = ThreadPoolExecutor(self.cfg.workers, thread_name_prefix="sync")
         self.table_path = self.root / "replicas.json"
         self.lock = threading.RLock()
         self.vol_locks = {}
         self.live = {}                 # volume -> (Server, Fetcher)
         self.notices = []              # (nas, volume, progress): copy finished
+        self.running = {}              # (kind, volume) -> requests waiting for that job
         self.table = self._load()
 
     # -- table -------------------------------------------------------------------------
@@ -93,7 +94,7 @@ class ReplicaService:
         """Make (or find) the replica of `volume` and serve it; returns its local URI."""
         with self.lock:
             entry = self.table.get(volume)
-            if entry is None:
+            if entry is None or entry.get("state") == "removed":
                 with contextlib.suppress(ArchipelagoError):
                     self._drop_volume(volume)          # leftovers of an older replica
                 self.engine.create(volume, size)
@@ -159,7 +160,10 @@ class ReplicaService:
             self._drop_volume(volume)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / f"{volume}.present")
-            self.table.pop(volume, None)
+            entry = self.table.get(volume) or {}
+            # a tombstone: a repeated final unmap gets the same answer
+            self.table[volume] = {"volume": volume, "state": "removed",
+                                  "base": entry.get("base"), "removed": time.time()}
             self._save()
         log.info("replica %s removed", volume)
 
@@ -181,8 +185,7 @@ class ReplicaService:
             self._save()
             live = self.live.get(volume)
         if live:
-            from archipelago.sync.ratelimit import limiter
-            live[1]._limit = limiter(rate)
+            live[1].set_rate(rate)
 
     def progress(self, volume):
         live = self.live.get(volume)
@@ -197,7 +200,11 @@ class ReplicaService:
 
     def restore(self):
         """At start: serve every replica that was being served, resume its copy."""
+        week = time.time() - 7 * 86400
         for volume, entry in list(self.table.items()):
+            if entry.get("state") == "removed" and entry.get("removed", 0) < week:
+                del self.table[volume]            # old tombstones
+                continue
             if entry.get("state") != "serving":
                 continue
             try:
@@ -212,7 +219,7 @@ class ReplicaService:
         `token` when the NAS has one)."""
         with self.volume_lock(volume):
             entry = self.table.get(volume)
-            if entry is None:
+            if entry is None or entry.get("state") == "removed":
                 raise NotFound(f"no replica of {volume} on this node")
             if not entry.get("sync_dest"):
                 raise Unsupported(f"replica {volume}: the NAS gave no sync address")
