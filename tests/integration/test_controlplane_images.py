@@ -3,7 +3,6 @@ qcow2 files with `rocks add host storageimg`, list them, map clones with image=,
 the image's data through the compute node's NBD URI, write to a clone without
 touching the image, dedup across images, and bad input."""
 import json
-import os
 import subprocess
 
 import pytest
