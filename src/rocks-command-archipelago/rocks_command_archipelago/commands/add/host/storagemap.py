@@ -3,7 +3,9 @@
 
 Create VOLUME in POOL on NAS if it does not exist (or adopt it), export it to
 REMOTEHOST and attach it there. Prints the device (or NBD URI) the VM uses.
-SIZE: 10G, 512M, 1T; a bare number is GiB."""
+SIZE: 10G, 512M, 1T; a bare number is GiB. image=IMAGE (see `rocks add host
+storageimg`): a new VOLUME is an O(1) clone of that image (no data is copied; the
+image never changes); SIZE must be at least the image's size."""
 from ....command import Command as Base
 from ....command import boolean, gib_size, host, pool, volume
 from ....output import Output
