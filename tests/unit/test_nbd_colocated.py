@@ -1,0 +1,110 @@
+"""The co-located data path without a segment (nbd.colocated.local) and the
+transmission loop's worker dispatch for parallel() backends."""
+import threading
+import time
+
+from archipelago.nbd import proto
+from archipelago.nbd.client import Client
+from archipelago.nbd.colocated import ColocatedBackend, local
+from archipelago.nbd.memory import MemoryBackend
+from archipelago.nbd.registry import Provider
+from archipelago.nbd.testing import serve
+from archipelago.store.memory import MemoryStore
+
+MiB = 1 << 20
+
+
+def test_colocated_round_trip_snapshot_and_diff():
+    prov, c = local(MemoryStore())
+    c.create("vm1", 16 * MiB)
+    with serve(providers=[prov]) as srv, Client.connect_uri(srv.uri("vm1")) as n:
+        n.go()
+        data = bytes(range(256)) * 64 * 3                 # 48 KiB across 4 MiB boundary
+        n.write(4 * MiB - 20000, data)
+        n.flush()
+        assert n.read(4 * MiB - 20000, len(data)) == data
+        assert n.read(12 * MiB, 4096) == bytes(4096)      # never written: zeros
+        exp = srv.registry.acquire("vm1")
+        assert isinstance(exp.backend, ColocatedBackend)
+        srv.registry.release(exp)
+        c.snapshot("vm1", "s1")                           # freezes the same vlmcd
+        n.write(8 * MiB + 512, b"N" * 1000)
+        n.flush()
+        with c.volume("vm1@s1") as s, c.volume("vm1") as v:
+            assert s.pread(len(data), 4 * MiB - 20000) == data
+            assert s.pread(1000, 8 * MiB + 512) == bytes(1000)
+            assert v.pread(1000, 8 * MiB + 512) == b"N" * 1000
+        changed = c.diff("vm1@s1", "vm1")
+        assert any(o <= 8 * MiB + 512 and 8 * MiB + 1512 <= o + n_ for o, n_ in changed)
+    with serve(providers=[prov]) as srv, Client.connect_uri(srv.uri("vm1@s1")) as n:
+        n.go()
+        assert n.read(4 * MiB - 20000, len(data)) == data
+        assert n.request(proto.CMD_WRITE, 0, 4, data=b"xxxx") == proto.EPERM
+
+
+class Slow(MemoryBackend):
+    """A memory disk whose reads of offset 0 take a while: a latency-bound store."""
+
+    def pread(self, buf, offset):
+        if offset == 0:
+            time.sleep(0.3)
+        super().pread(buf, offset)
+
+    def pwrite(self, buf, offset):
+        time.sleep(0.05)
+        super().pwrite(buf, offset)
+
+    def parallel(self):
+        return True
+
+
+class SlowProvider(Provider):
+    def __init__(self):
+        self.disk = Slow(1 * MiB)
+
+    def open(self, volume, snapshot):
+        return self.disk
+
+
+def _replies(n, count):
+    out = []
+    for _ in range(count):
+        magic, err, cookie = proto.SIMPLE_REPLY.unpack(n.recv(proto.SIMPLE_REPLY.size))
+        assert magic == proto.SIMPLE_REPLY_MAGIC and err == 0
+        out.append(cookie)
+    return out
+
+
+def test_parallel_backend_overlaps_requests_and_flush_covers_writes():
+    prov = SlowProvider()
+    with serve(providers=[prov]) as srv, Client.connect_uri(srv.uri("d")) as n:
+        n.go(export="d")
+        # two writes and a FLUSH pipelined: the FLUSH reply comes after both writes
+        n.send(proto.request(proto.CMD_WRITE, 4096, 4, 1) + b"abcd"
+               + proto.request(proto.CMD_WRITE, 0, 4, 2) + b"wxyz"
+               + proto.request(proto.CMD_FLUSH, 0, 0, 3))
+        assert _replies(n, 3)[2] == 3
+        # a slow read then a fast one: the fast one is answered first
+        t0 = time.monotonic()
+        n.send(proto.request(proto.CMD_READ, 0, 4, 4) + proto.request(proto.CMD_READ, 4096, 4, 5))
+        first = _replies(n, 1)[0]
+        assert first == 5 and n.recv(4) == b"abcd"
+        assert _replies(n, 1)[0] == 4 and n.recv(4) == b"wxyz"
+        assert time.monotonic() - t0 < 5
+
+
+def test_parallel_backend_many_in_flight():
+    prov = SlowProvider()
+    with serve(providers=[prov]) as srv:
+        def worker(k):
+            with Client.connect_uri(srv.uri("d")) as n:
+                n.go(export="d")
+                for i in range(20):
+                    n.write(8192 * (k * 20 + i) % (1 * MiB - 4096), bytes([k + 1]) * 4096)
+                n.flush()
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert not any(t.is_alive() for t in ts)
