@@ -12,11 +12,13 @@ queue at the same concurrency, and prints MiB/s, IOPS and the ratio store/anchor
 
 Then the block path (issue 7's target: >= 0.8x RBD on every pattern): fio through
 our nbdd serving a volume whose maps and blocks are in RADOS (the in-process peer
-stack: vlmcd/mapperd/radosd code over RadosStore) vs `fio --ioengine=rbd` on an RBD
+stack: vlmcd/mapperd/radosd code over RadosStore; "nbdd-rados" = [nbd] datapath =
+peers, object I/O through the blocker role; "nbdd-rados-coloc" = datapath =
+colocated, object I/O on nbdd's own RadosStore) vs `fio --ioengine=rbd` on an RBD
 image of the same size in the same pool, on the four patterns of bench_nbd (4K
 random read/write QD16, 1M sequential read/write QD8), interleaved, median of rounds.
 Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
-CEPH_BENCH_DIR (keep the cluster there).
+CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path).
 """
 import json
 import os
@@ -57,11 +59,16 @@ threading.Thread(target=orphaned, daemon=True).start()
 from archipelago.nbd.testing import serve
 from archipelago.nbd.volume import VolumeProvider
 from archipelago.store.rados import RadosStore
-conf, pool, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=ns)
-c = client.local(mk("vol-data"), mk("vol-maps"))
+conf, pool, size, datapath = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=f"{ns}-{datapath}")
+if datapath == "colocated":
+    from archipelago.nbd.colocated import local
+    provider, c = local(mk("vol-data"), mk("vol-maps"))
+else:
+    c = client.local(mk("vol-data"), mk("vol-maps"))
+    provider = VolumeProvider(connect=lambda _conf: c)
 c.create("vm1", size)
-with serve(providers=[VolumeProvider(connect=lambda _conf: c)]) as srv:
+with serve(providers=[provider]) as srv:
     print(srv.uri("vm1"), flush=True)
     signal.sigwait([signal.SIGTERM, signal.SIGINT])
 """
@@ -140,15 +147,19 @@ def block_path(d, pool, env):
     process.run(["rbd", "create", "-p", pool, "--size", size, "bench-img"], env=env,
                 timeout=120)
     nbytes = int(size[:-1]) << {"M": 20, "G": 30}[size[-1]]
-    server = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(d / "ceph.conf"),
-                               pool, str(nbytes)], stdout=subprocess.PIPE, text=True, env=env)
+    servers, targets = [], {}
     try:
-        uri = server.stdout.readline().strip()
-        if not uri:
-            raise RuntimeError("the RADOS volume nbd server did not start")
-        targets = {"nbdd-rados": ["--ioengine=nbd", f"--uri={uri}"],
-                   "rbd": ["--ioengine=rbd", "--clientname=admin", f"--pool={pool}",
-                           "--rbdname=bench-img"]}
+        for name, dp in (("nbdd-rados", "peers"), ("nbdd-rados-coloc", "colocated")):
+            server = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(d / "ceph.conf"),
+                                       pool, str(nbytes), dp], stdout=subprocess.PIPE, text=True,
+                                      env=env)
+            servers.append(server)
+            uri = server.stdout.readline().strip()
+            if not uri:
+                raise RuntimeError("the RADOS volume nbd server did not start")
+            targets[name] = ["--ioengine=nbd", f"--uri={uri}"]
+        targets["rbd"] = ["--ioengine=rbd", "--clientname=admin", f"--pool={pool}",
+                          "--rbdname=bench-img"]
         for args in targets.values():          # fill both, so reads hit real data
             fio(args, "write", "1m", 8, 0, env)
         print(f"\nblock path: fio on a {size} volume, {FIO_RUNTIME}s per run, median of "
@@ -160,17 +171,20 @@ def block_path(d, pool, env):
                     got[name].append(fio(args, rw, bs, qd, FIO_RUNTIME, env))
             med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
                    for n, v in got.items()}
-            ours, rbd = med["nbdd-rados"], med["rbd"]
-            print(f"{label:18} nbdd-rados {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | rbd "
-                  f"{rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio {ours[1] / rbd[1]:.2f}x "
-                  f"(target >= 0.8x)", flush=True)
+            rbd = med["rbd"]
+            for name in ("nbdd-rados", "nbdd-rados-coloc"):
+                ours = med[name]
+                print(f"{label:18} {name:16} {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | rbd "
+                      f"{rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio "
+                      f"{ours[1] / rbd[1]:.2f}x (target >= 0.8x)", flush=True)
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for server in servers:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def main():
@@ -189,6 +203,10 @@ def main():
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = None
     try:
+        if os.environ.get("BLOCK_ONLY"):
+            if shutil.which("fio"):
+                block_path(d, pool, env)
+            return 0
         store = RadosStore(conf=d / "ceph.conf", pool=pool, queue_depth=QD)
         n4m, n4k = 48, 2000
         big, small = os.urandom(4 * MiB), os.urandom(4096)
