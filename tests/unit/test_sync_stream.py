@@ -343,3 +343,18 @@ def test_engine_client_in_process(tmp_path):
     assert stats["data_bytes"] == K64
     recv(b, "e", raw, tmp_path)
     assert read(b, "e@s2") == read(a, "e@s2") == read(b, "e")
+
+
+def test_one_receive_per_volume_at_a_time(pair):
+    from archipelago.errors import Busy
+    from archipelago.sync.stage import locked
+    a, b, sd = pair
+    raw, _ = stream(a, "v@s2", from_snap="s1")
+    with locked(str(sd), "v"):
+        with pytest.raises(Busy, match="another receive into v"):
+            recv(b, "v", raw, sd)
+        with pytest.raises(Busy):
+            sync.abort(b, str(sd), "v")
+        recv(b, "other", stream(a, "v@s1")[0], sd)      # another volume is fine
+    recv(b, "v", raw, sd)
+    assert read(b, "v@s2") == read(a, "v@s2")

@@ -12,7 +12,7 @@ bytes; `sync.transport.get(name)` picks one, the [sync] section configures them.
 from .format import StreamCorrupt, StreamError, StreamTruncated
 from .receive import Interrupted, receive
 from .send import plan, send
-from .stage import BaseMismatch, Job, load_state, token_of
+from .stage import BaseMismatch, Job, load_state, locked, token_of
 
 
 def resume_token(state_dir, volume):
@@ -23,11 +23,12 @@ def resume_token(state_dir, volume):
 
 def abort(client, state_dir, volume):
     """Forget an interrupted receive into `volume` (removes its staging volume)."""
-    state = load_state(state_dir, volume)
-    if state is None:
-        return False
-    Job(client, volume, state_dir, state).abort()
-    return True
+    with locked(state_dir, volume):
+        state = load_state(state_dir, volume)
+        if state is None:
+            return False
+        Job(client, volume, state_dir, state).abort()
+        return True
 
 
 __all__ = ["BaseMismatch", "Interrupted", "StreamCorrupt", "StreamError",

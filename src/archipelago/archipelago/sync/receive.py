@@ -16,7 +16,7 @@ from ..errors import ArchipelagoError
 from . import format as F
 from .progress import Progress
 from .ratelimit import limiter
-from .stage import Job
+from .stage import Job, locked
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,13 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
     started = time.monotonic()
     reader = F.Reader(inp, limiter(rate))
     brec, header = _begin(reader)
+    with locked(state_dir, volume):
+        return _receive(client, volume, reader, brec, header, started, state_dir, force,
+                        progress, checkpoint, spool_max)
+
+
+def _receive(client, volume, reader, brec, header, started, state_dir, force, progress,
+             checkpoint, spool_max):
     job = Job.open(client, volume, header, state_dir, force, spool_max)
     counts = F.Counts.from_json(job.state["counts"])
     if header.get("resume") is None:

@@ -19,13 +19,21 @@ Each step can run again after a crash (the state file says "committing"), so a
 job ends committed or not at all; the staging volume is then removed.
 """
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import ArchipelagoError, BackendError, Exists, InvalidArgument, NotFound
+from ..errors import (
+    ArchipelagoError,
+    BackendError,
+    Busy,
+    Exists,
+    InvalidArgument,
+    NotFound,
+)
 from ..names import validate_name
 from . import format as F
 from . import token as T
@@ -53,6 +61,27 @@ def state_path(state_dir, volume):
 
 def spool_path(state_dir, volume):
     return os.path.join(state_dir, f"recv-{volume}.spool")
+
+
+@contextlib.contextmanager
+def locked(state_dir, volume):
+    """One receive (or abort) per target volume at a time on this node: an flock on
+    STATE/recv-VOL.lock, gone with the process that held it (kill -9 included)."""
+    try:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(state_dir, f"recv-{volume}.lock"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise BackendError(f"receive state {state_dir}: {e.strerror or e}",
+                           errno=e.errno) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"another receive into {volume} is running on this node") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def load_state(state_dir, volume):
