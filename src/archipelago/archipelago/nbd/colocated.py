@@ -24,10 +24,12 @@ vlmcd role in its own process instead of a separate `vlmcd` peer:
   blocker peer, which shares the store: object names are never reused (fresh
   uids; copies land on new names), so two fd caches over one directory agree.
 
-So the node must not run vlmcd as its own process: leave it out of `[PEERS]
-ORDER` (keep it in ROLES: clients find its port there) and start nbdd after
-the other roles. If vlmcd's port is already bound, nbdd refuses to start with
-that message.
+So the node must not run vlmcd as its own process: start the other roles by
+name (`archipelago start blockerb`, ... `mapperd`), then nbdd; keep vlmcd in
+`[PEERS] ROLES` (clients find its port there). A bare `archipelago start`
+still starts every role of ROLES (ORDER must list them all), vlmcd included:
+teaching the supervisor that nbdd hosts vlmcd is a [PEERS] change not made
+here. If vlmcd's port is already bound, nbdd refuses to start and says so.
 """
 import contextlib
 import logging
@@ -280,7 +282,8 @@ class ColocatedProvider(Provider):
                 raise Unavailable(
                     f"datapath = colocated: cannot bind [{role.name}] ports "
                     f"{ports.start}-{ports.stop - 1} ({e.strerror}); is {role.name} "
-                    "running as its own process? Leave it out of [PEERS] ORDER") from None
+                    "running as its own process? With [nbd] datapath = colocated nbdd "
+                    f"serves {role.name}: stop it (archipelago stop {role.name})") from None
             if self._store is None and blocker.type != "memd":
                 self._store = make_store(cfg, blocker)
             kind = getattr(self._store, "kind", "memd")
