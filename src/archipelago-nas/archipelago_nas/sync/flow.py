@@ -293,7 +293,12 @@ def unmapped(ctx, f, m):
     """volume_unmapped for an img_sync mapping (the final sync's answer)."""
     s, name, msg = ctx.session, m.volume, ctx.msg
     job = job_row(s, name)
-    if job.request_id != msg["request_id"] or m.state != SYNCING_TO_NAS:
+    ok = msg.get("status") == schema.SUCCESS
+    # any attempt of this final sync that committed completes it; failures count only
+    # from the attempt asked last
+    current = job.request_id == msg["request_id"] or (
+        ok and job.kind == "final" and str(msg["request_id"]).startswith("final-"))
+    if not current or m.state != SYNCING_TO_NAS:
         log.info("late volume_unmapped for %s ignored", name)
         return {}
     host = m.remotehost

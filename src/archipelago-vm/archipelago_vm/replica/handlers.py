@@ -63,6 +63,10 @@ def unmap_local(ctx, f):
     reps.stop_serving(name)
 
     def final():
+        done = reps.get(name) or {}
+        if done.get("state") == "removed":        # an earlier attempt finished it
+            return {"volume": name, "host": node.name, "device": device,
+                    "snapshot": done.get("base"), "bytes": 0}
         res = reps.sync_retrying(name, rate=f["rate"], token=f["token"])
         reps.remove(name)
         return {"volume": name, "host": node.name, "device": device, **res}

@@ -147,7 +147,7 @@ class ReplicaService:
         with self.lock:
             live = self.live.pop(volume, None)
             entry = self.table.get(volume)
-            if entry is not None:
+            if entry is not None and entry.get("state") == "serving":
                 entry["state"] = "detached"
                 self._save()
         if live:
