@@ -189,6 +189,30 @@ class ColocatedBackend(Backend):
         finally:
             v.leave()
 
+    def submit_pread(self, buf, offset, done):
+        """Asynchronous READ (transmission's optional hook) on a store with aio: the
+        mapping as pread, then one aio read; `done(exc)` when it is complete, the
+        volume left only then (a freeze waits for it). False: use pread instead."""
+        if not self.aio:
+            return False
+        vd = self.vlmcd
+        v = vd._entered(self.vol)
+        try:
+            ext = vd.map_read(v, self.spec, offset, len(buf))
+            if len(ext) != 1 or ext[0][0] is None:
+                v.leave()
+                return False
+            fut = self.store.aio_readinto(ext[0][0], ext[0][1], buf)
+        except BaseException:
+            v.leave()
+            raise
+
+        def finished(f):
+            v.leave()
+            done(f.exception())
+        fut.add_done_callback(finished)
+        return True
+
     @staticmethod
     def _run(sync, aio, jobs):
         """The object I/O of one request: all in flight at once where the store has

@@ -168,6 +168,9 @@ class Session:
         self.arena = memoryview(_lazy(ARENA))
         self.apos = 0
         self.parallel = bool(self.backend.parallel())
+        # optional: backend.submit_pread(buf, offset, done) -> False (do it yourself) or
+        # True, and done(exception or None) is called from any thread when buf is full
+        self.submit_pread = getattr(self.backend, "submit_pread", None)
         self.inflight = _Inflight(PAR_WORKERS if self.parallel else BIG_WORKERS)
         self.big = None
         self.send_lock = threading.Lock()
@@ -289,7 +292,9 @@ class Session:
                     and 0 < length <= self.max_len):
                 if par:
                     buf = self.inflight.acquire(length)
-                    self.inflight.submit(self._par_read, buf, cookie, offset, length)
+                    if self.submit_pread is None or not self._aio_read(buf, cookie, offset,
+                                                                        length):
+                        self.inflight.submit(self._par_read, buf, cookie, offset, length)
                     continue
                 if length > small:
                     self.flush_out()
@@ -349,6 +354,32 @@ class Session:
             self.inflight.release(buf, length)
             raise
         self.inflight.submit(self._big_write, buf, view, cookie, offset, length, flags)
+
+    def _aio_read(self, buf, cookie, offset, length):
+        """Start a READ on the backend's own asynchronous I/O (no worker thread)."""
+        view = memoryview(buf)[:length]
+
+        def done(exc):
+            self._read_done(buf, view, cookie, offset, length, exc)
+        try:
+            if not self.submit_pread(view, offset, done):
+                return False
+        except Exception as e:
+            self._read_done(buf, view, cookie, offset, length, e)
+        return True
+
+    def _read_done(self, buf, view, cookie, offset, length, exc):
+        if exc is not None:
+            parts = [self.failure(cookie, _READ, exc)]
+        elif self.structured:
+            parts = [_DATA_HDR(proto.STRUCTURED_REPLY_MAGIC, 1, 1, cookie, length + 8,
+                               offset), view]
+        else:
+            parts = [_SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie), view]
+        try:
+            self.send_now(parts)
+        finally:
+            self.inflight.release(buf, length)
 
     def _par_read(self, buf, cookie, offset, length):
         """A READ in a worker (parallel backends): read, then send the reply at once."""
