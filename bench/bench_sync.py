@@ -5,11 +5,12 @@ the raw image and a full copy (`cp`), same disk, same run.
 
 Two private nodes (own run dirs, segments and stores) are started; the raw image,
 its copy and both stores share one directory (BENCH_DIR, default /var/tmp). The
-volume is filled with data (--fill), snapshotted and sent in full to node B; then
-the same scattered writes go to the volume and to the raw image, and we time:
+volume is filled with data (--fill) and snapshotted, node B gets the same base
+(imported with the same snapshot identity, or with --full-stream a full stream);
+then the same scattered writes go to the volume and to the raw image, and we time:
 
   sync   vlmc send VOL@s2 --from s1 -o - | vlmc receive VOL   (two processes, pipe)
-  rsync  rsync --inplace --no-whole-file --stats SRC.img DST.img (the delta
+  rsync  rsync --inplace --no-whole-file -I --stats SRC.img DST.img (the delta
          algorithm, as over a network: both images read in full)
   cp     cp SRC.img DST.img (the full copy)
 
@@ -128,6 +129,8 @@ def main(argv):
     p.add_argument("--size-gib", type=float, default=10.0)
     p.add_argument("--changed-pct", type=float, default=1.0)
     p.add_argument("--fill", type=float, default=1.0, help="fraction of data (rest holes)")
+    p.add_argument("--full-stream", action="store_true",
+                   help="give node B its base with a full stream (slower setup)")
     p.add_argument("--drop-caches", action="store_true",
                    help="drop the page cache before each contender (root; machine-wide)")
     args = p.parse_args(argv)
@@ -144,12 +147,25 @@ def main(argv):
         src, dst = work / "src.img", work / "dst.img"
         t = time.perf_counter()
         make_image(src, size, args.fill)
-        a.vlmc("import", "vol", src, timeout=3600)
-        a.vlmc("snapshot", "vol", "s1")
-        full_secs, full = pipe_sync(a, b, ["vol@s1"], ["vol"])
-        print(f"setup: {size / GiB:.1f} GiB volume, {args.fill:.0%} data; full stream "
-              f"{full['wire_bytes'] / MiB:.0f} MiB in {full_secs:.1f}s "
-              f"(setup total {time.perf_counter() - t:.0f}s)", flush=True)
+        if args.full_stream:
+            a.vlmc("import", "vol", src, timeout=3600)
+            a.vlmc("snapshot", "vol", "s1")
+            full_secs, full = pipe_sync(a, b, ["vol@s1"], ["vol"])
+            how = (f"full stream {full['wire_bytes'] / MiB:.0f} MiB in {full_secs:.1f}s "
+                   f"({full['wire_bytes'] / MiB / full_secs:.0f} MiB/s)")
+        else:
+            # B's base without a 10 GiB stream: the same image imported on both nodes
+            # (in parallel), B's snapshot given A's identity, as a full receive would.
+            imports = [subprocess.Popen(vlmc_cmd(n, "import", "vol", src), env=n.env())
+                       for n in (a, b)]
+            if any(p.wait() for p in imports):
+                raise SystemExit("import failed")
+            a.vlmc("snapshot", "vol", "s1")
+            with a.client() as ca, b.client() as cb:
+                cb.snapshot("vol", "s1", guid=ca.info("vol@s1")["guid"])
+            how = "base imported on both nodes (--full-stream sends it instead)"
+        print(f"setup: {size / GiB:.1f} GiB volume, {args.fill:.0%} data; {how}; "
+              f"setup {time.perf_counter() - t:.0f}s", flush=True)
         dropped = args.drop_caches and drop_caches()
         cp_secs, _ = timed_run(["cp", "--sparse=never", str(src), str(dst)])
         changed, slots = scatter(a, "vol", src, size, args.changed_pct)
@@ -160,7 +176,7 @@ def main(argv):
         sync_secs, res = pipe_sync(a, b, ["vol@s2", "--from", "s1"], ["vol"])
         verify(a, b, "vol", slots, size)
         dropped = args.drop_caches and drop_caches()
-        rsync_secs, out = timed_run(["rsync", "--inplace", "--no-whole-file", "--stats",
+        rsync_secs, out = timed_run(["rsync", "--inplace", "--no-whole-file", "-I", "--stats",
                                      str(src), str(dst)])
         m = re.search(r"Total bytes sent: ([\d,.]+)", out)
         rsync_wire = int(m.group(1).replace(",", "").replace(".", "")) if m else 0
