@@ -61,16 +61,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cycles", type=int, default=int(os.environ.get("BENCH_CYCLES", 5)))
     p.add_argument("--sizes", default="1G,10G")
+    p.add_argument("--fetch", default="background", choices=("background", "paused"),
+                   help="[replica] fetch of the compute node (paused: copy on read only)")
     a = p.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-sync-map-"))
     secret = run_dir / "sync.secret"
     secret.write_text(os.urandom(16).hex() + "\n")
     secret.chmod(0o600)
     extra = {NAS: f"\n[sync]\nauth_token_file = {secret}\nlisten = 127.0.0.1:0\n",
-             C0: f"\n[sync]\nauth_token_file = {secret}\n"}
+             C0: f"\n[sync]\nauth_token_file = {secret}\n\n[replica]\nfetch = {a.fetch}\n"}
     cl = Cluster(run_dir, nas=NAS, computes=(C0,), volumes="engine",
                  attacher=best_attacher(), heartbeat=2, extra=extra)
-    print(f"cluster: attacher={cl.attacher} under {run_dir}")
+    print(f"cluster: attacher={cl.attacher}, replica fetch={a.fetch} under {run_dir}")
     results = {}
     try:
         cl.up()

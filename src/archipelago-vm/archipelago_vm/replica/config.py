@@ -3,7 +3,7 @@ from archipelago.config import Option, Section, choice, integer, size, string
 from archipelago.sync.ratelimit import parse_rate
 
 REPLICA = Section("replica", "Local replicas on the compute node (img_sync)", [
-    Option("chunk", 4 << 20, size(), "bytes fetched from the NAS at a time (copy on read)"),
+    Option("chunk", 1 << 20, size(), "bytes fetched from the NAS at a time (copy on read)"),
     Option("fetch", "background", choice("background", "paused"),
            "'background': copy every chunk not yet local in the background; 'paused': "
            "only on first read or write (tests; `rocks set ... downloadspeed` still applies)"),
