@@ -189,20 +189,53 @@ class ColocatedBackend(Backend):
         finally:
             v.leave()
 
+    def _cached(self, v, offset, length, write):
+        """vlmcd's cached mapping of the range (its map_read/map_write fast path), or
+        None when it would ask mapperd: the asynchronous path never waits for a round
+        trip on the connection's loop; a miss goes to a worker thread instead."""
+        c = v.cache
+        if c is None or "@" in self.spec:
+            return None
+        return c.lookup(offset, length, self.vlmcd.ttl, write=write)
+
     def submit_pread(self, buf, offset, done):
-        """Asynchronous READ (transmission's optional hook) on a store with aio: the
-        mapping as pread, then one aio read; `done(exc)` when it is complete, the
+        """Asynchronous READ (transmission's optional hook) on a store with aio: a
+        cached mapping, then one aio read; `done(exc)` when it is complete, the
         volume left only then (a freeze waits for it). False: use pread instead."""
         if not self.aio:
             return False
         vd = self.vlmcd
         v = vd._entered(self.vol)
         try:
-            ext = vd.map_read(v, self.spec, offset, len(buf))
-            if len(ext) != 1 or ext[0][0] is None:
+            ext = self._cached(v, offset, len(buf), False)
+            if ext is None or len(ext) != 1 or ext[0][0] is None:
                 v.leave()
                 return False
             fut = self.store.aio_readinto(ext[0][0], ext[0][1], buf)
+        except BaseException:
+            v.leave()
+            raise
+
+        def finished(f):
+            v.leave()
+            done(f.exception())
+        fut.add_done_callback(finished)
+        return True
+
+    def submit_pwrite(self, buf, offset, done):
+        """Asynchronous WRITE, as submit_pread: a cached write mapping (MAPW done for
+        this chunk and epoch), then one aio write; the volume is left when it is
+        committed."""
+        if not self.aio:
+            return False
+        vd = self.vlmcd
+        v = vd._entered(self.spec)
+        try:
+            ext = self._cached(v, offset, len(buf), True)
+            if ext is None or len(ext) != 1 or ext[0][0] is None:
+                v.leave()
+                return False
+            fut = self.store.aio_write(ext[0][0], ext[0][1], buf)
         except BaseException:
             v.leave()
             raise

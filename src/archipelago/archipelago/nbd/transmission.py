@@ -171,6 +171,9 @@ class Session:
         # optional: backend.submit_pread(buf, offset, done) -> False (do it yourself) or
         # True, and done(exception or None) is called from any thread when buf is full
         self.submit_pread = getattr(self.backend, "submit_pread", None)
+        self.submit_pwrite = getattr(self.backend, "submit_pwrite", None)   # the same
+        if not self.parallel:
+            self.submit_pread = self.submit_pwrite = None
         self.inflight = _Inflight(PAR_WORKERS if self.parallel else BIG_WORKERS)
         self.big = None
         self.send_lock = threading.Lock()
@@ -353,7 +356,26 @@ class Session:
         except BaseException:
             self.inflight.release(buf, length)
             raise
+        if self.submit_pwrite is not None and not flags & _FUA:
+            def done(exc):
+                self._write_done(buf, cookie, length, exc)
+            try:
+                if self.submit_pwrite(view, offset, done):
+                    return
+            except Exception as e:
+                self._write_done(buf, cookie, length, e)
+                return
         self.inflight.submit(self._big_write, buf, view, cookie, offset, length, flags)
+
+    def _write_done(self, buf, cookie, length, exc):
+        if exc is not None:
+            reply = self.failure(cookie, _WRITE, exc)
+        else:
+            reply = _SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie)
+        try:
+            self.send_now([reply])
+        finally:
+            self.inflight.release(buf, length)
 
     def _aio_read(self, buf, cookie, offset, length):
         """Start a READ on the backend's own asynchronous I/O (no worker thread)."""
