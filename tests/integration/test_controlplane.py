@@ -109,8 +109,9 @@ def test_cluster_listing_shows_alive_nodes(cluster):
 
 def test_not_implemented_and_bad_input(cluster):
     cl = cluster
-    assert "not implemented yet" in fails(cl, "add", "host", "storagemap", "nas-0-0", "pool",
-                                          "v", "compute-0-0", "1G", "img_sync=yes")
+    assert "img_sync needs [nas] volumes = engine" in fails(
+        cl, "add", "host", "storagemap", "nas-0-0", "pool", "v", "compute-0-0", "1G",
+        "img_sync=yes")                  # this cluster runs volumes = memory
     assert "not implemented yet" in fails(cl, "set", "host", "storagemap", "nas-0-0", "v",
                                           "remotehost=compute-0-1")
     assert "does not exist on this NAS" in fails(cl, "add", "host", "storageimg", "nas-0-0",

@@ -232,7 +232,11 @@ class ReplicaService:
                     self._save()
             elif not _resumes(token, snap):
                 token = None
-            tr = sync_transport.get(self.sync_cfg.transport)
+            if self.sync_cfg.transport != "tcp":
+                raise Unsupported(f"[sync] transport = {self.sync_cfg.transport}: the "
+                                  "daemons sync over tcp only (the NAS receives into its "
+                                  "own engine); set transport = tcp on this node")
+            tr = sync_transport.get("tcp")
             kw = {"from_snap": entry["base"], "rate": rate}
             if token:
                 kw = {"resume": token, "rate": rate}
