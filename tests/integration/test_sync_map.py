@@ -214,3 +214,16 @@ def test_compute_node_down_at_unmap_then_clean(cl):
         assert row(cl, "sv5")["state"] == "unmapped"
     finally:
         cl.start_node(C0)
+    # the node, back, drops its replica when told (the clean's forced unmap)
+    wait_for(lambda: js(cl, "list", "host", "storagedev", C0) == [], "the replica dropped")
+
+
+def test_clean_drops_the_replica_of_a_live_node(cl):
+    js(cl, "add", "host", "storagemap", NAS, "pool", "sv6", C0, "64M", "img_sync=true")
+    js(cl, "clean", "host", "storagemap", NAS, "sv6")
+    assert row(cl, "sv6")["state"] == "unmapped"
+    wait_for(lambda: js(cl, "list", "host", "storagedev", C0) == [], "the replica dropped")
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv6", C0, "64M", "img_sync=true")
+    io(r["device"], 0, b"y" * 4096)
+    js(cl, "remove", "host", "storagemap", NAS, "sv6")
+    assert nas_image(cl, "sv6")[:4096] == b"y" * 4096

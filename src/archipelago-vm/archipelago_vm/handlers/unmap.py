@@ -6,7 +6,7 @@ from archipelago.bus.schema import Field
 from archipelago.names import validate_name
 
 from ..models import Device
-from ..replica.handlers import unmap_local
+from ..replica.handlers import drop_replica, unmap_local
 
 log = logging.getLogger(__name__)
 REPLY_ACTION = "volume_unmapped"
@@ -23,6 +23,7 @@ FIELDS = {
 def handle(ctx, f):
     if f["sync"]:
         return unmap_local(ctx, f)
+    drop_replica(ctx, f)                   # `rocks clean` of an img_sync mapping
     node, s, name = ctx.node, ctx.session, f["volume"]
     dev = s.get(Device, name)
     if dev is None:

@@ -74,6 +74,21 @@ def unmap_local(ctx, f):
     return DEFERRED
 
 
+def drop_replica(ctx, f):
+    """A forced unmap without sync (the NAS's undo or `rocks clean`): detach and drop
+    the replica without syncing (the NAS copy is the master)."""
+    node, name = ctx.node, f["volume"]
+    if not f["force"] or node.replica_progress(name) is None:
+        return
+    if node.replicas.get(name).get("state") == "removed":
+        return
+    dev = ctx.session.get(Device, name)
+    if dev is not None:
+        node.attacher.detach(dev.device, force=True)
+    node.replicas.remove(name)
+    log.warning("replica %s dropped without a sync (forced unmap)", name)
+
+
 def sync_now(ctx, f):
     node, name = ctx.node, f["volume"]
     if node.replicas.get(name) is None:
