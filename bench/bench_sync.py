@@ -197,6 +197,12 @@ def main(argv):
               f"cp / sync time: {cp_secs / sync_secs:.1f}x")
         print(f"sync throughput: {res['data_bytes'] / MiB / sync_secs:.0f} MiB/s of "
               f"changed data; records {res['records']}")
+        limit = 25 * MiB
+        thr = json.loads(a.vlmc("send", "vol@s2", "--from", "s1", "-o", "/dev/null",
+                                "--limit", f"{limit}B", "--json").out)["sent"]
+        got = thr["wire_bytes"] / thr["seconds"]
+        print(f"throttle: --limit 25M sent {thr['wire_bytes'] / MiB:.1f} MiB at "
+              f"{got / MiB:.2f} MiB/s = {got / limit:.1%} of the limit (target 90-110%)")
         print(f"receive: stream verified and staged in {res['stream_seconds']:.2f}s, "
               f"commit (writes into the volume, snapshot) {res['commit_seconds']:.2f}s = "
               f"{res['commit_seconds'] / max(1, len(slots)) * 1000:.1f} ms per scattered "
