@@ -105,6 +105,7 @@ def prepare_map(ctx, pool, name, host):
     job.base, job.error, job.attempts, job.copied = snap, None, 0, 0
     job.fetched, job.total, job.started = 0, None, time.time()
     job.next_sync = time.time() + frequency(s, name)
+    job.download_rate = rate(s, name, "downloadspeed") or 0
     return {"sync": True, "base": {"name": snap, "guid": guid}, "sync_dest": recv.dest,
             "downloadspeed": rate(s, name, "downloadspeed")}
 
@@ -181,10 +182,12 @@ def tick(ctx):
     """Start due syncs; retry or give up on the ones past their deadline."""
     s, now = ctx.session, time.time()
     rows = s.scalars(select(Mapping).where(Mapping.sync.is_(True), Mapping.state.in_(
-        [MAPPED_LOCAL, SYNCING_TO_NAS])))
+        [SYNCING_TO_HOST, MAPPED_LOCAL, SYNCING_TO_NAS])))
     for m in list(rows):
         job = job_row(s, m.volume)
-        if m.state == MAPPED_LOCAL:
+        if m.state == SYNCING_TO_HOST:
+            _push_download_rate(ctx, m, job)
+        elif m.state == MAPPED_LOCAL:
             nxt = _int(attr(s, m.volume, "nextsync"))
             # frequency changes apply at once; after a failure, job.next_sync (a retry)
             due = (job.next_sync or 0) if job.error else \
@@ -195,6 +198,20 @@ def tick(ctx):
                 start_sync(ctx, m, job)
         elif job.deadline is not None and job.deadline < now:
             _overdue(ctx, m, job)
+
+
+def _push_download_rate(ctx, m, job):
+    """`rocks set host storagemap ... downloadspeed=` while the copy runs: tell the node."""
+    want = rate(ctx.session, m.volume, "downloadspeed") or 0
+    if want == (job.download_rate or 0):
+        return
+    msg = schema.request("sync", f"rate-{schema.new_request_id()}", volume=m.volume,
+                         downloadspeed=want, rate_only=True)
+    try:
+        ctx.bus.publish(m.remotehost, msg, expiration=60)
+        job.download_rate = want
+    except Unroutable:
+        pass
 
 
 def start_sync(ctx, m, job, kind="periodic"):

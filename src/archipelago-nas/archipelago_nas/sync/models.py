@@ -22,5 +22,6 @@ class SyncJob(Base):
     fetched: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     copied: Mapped[bool] = mapped_column(Integer, default=0)
+    download_rate: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # told
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started: Mapped[float] = mapped_column(Float, default=time.time)

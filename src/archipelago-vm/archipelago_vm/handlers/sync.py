@@ -12,10 +12,13 @@ FIELDS = {
     "rate": Field(int, required=False),          # uploadspeed, bytes/s
     "token": Field(str, required=False),         # the NAS's resume token, if any
     "downloadspeed": Field(int, required=False),
+    "rate_only": Field(bool, required=False, default=False),   # only a new downloadspeed
 }
 
 
 def handle(ctx, f):
     if f["downloadspeed"] is not None:
         ctx.node.replicas.set_rate(f["volume"], f["downloadspeed"] or None)
+    if f["rate_only"]:
+        return {"volume": f["volume"], "host": ctx.node.name, "phase": "rate"}
     return sync_now(ctx, f)
