@@ -21,7 +21,10 @@ setup(
     packages=["xseg"],
     python_requires=">=3.11",
     setup_requires=["cffi>=1.15"],
-    install_requires=["cffi>=1.15"],  # the binding is a cffi extension
+    # The binding is a cffi extension. >=1.17 so the venv gets PyPI's cffi rather
+    # than Debian's 1.15, whose emit_c_code imports distutils and breaks on
+    # Debian's old jaraco.functools next to a new setuptools (make build).
+    install_requires=["cffi>=1.17"],
     cffi_modules=["xseg_build.py:ffibuilder"],
     zip_safe=False,
 )
