@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from archipelago_ganeti.provider import install
 from archipelago_node import Node
-from conftest import require
+from conftest import require, require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 VOL = "3f2c1b0a-9e8d-4c7b-a6f5-e4d3c2b1a090.ext.disk0"
@@ -25,13 +25,11 @@ MiB = 1 << 20
 
 @pytest.fixture
 def node(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("block devices need root")
-    require("losetup")
+    require_service(os.geteuid() == 0, "root (block devices)")
+    require("losetup", "nbdfuse")
     probe = subprocess.run([sys.executable, "-m", "archipelago.cli.vlmc", "map", "--help"],
                            capture_output=True, text=True, timeout=60)
-    if probe.returncode != 0:
-        pytest.skip(f"vlmc map is not available in the tree: {probe.stderr.strip()[-200:]}")
+    assert probe.returncode == 0, f"vlmc map is missing: {probe.stderr.strip()[-200:]}"
     n = Node(tmp_path, "ganeti")
     nbdd = None
     try:
@@ -39,8 +37,7 @@ def node(tmp_path):
         nbdd = start_nbdd(n)
         n.vlmc("create", "probe", "--size", "16M")
         m = n.vlmc("map", "probe", check=False)
-        if m.returncode != 0:
-            pytest.skip(f"vlmc map does not work on a test node: {m.err.strip()[-300:]}")
+        assert m.returncode == 0, f"vlmc map fails on a test node: {m.err.strip()[-300:]}"
         n.vlmc("unmap", "probe", check=False)
         yield n
     finally:
@@ -67,7 +64,7 @@ def start_nbdd(n):
         time.sleep(0.1)
     if not status.exists():
         p.kill()
-        pytest.skip("nbdd did not start: " +
+        pytest.fail("nbdd did not start: " +
                     (n.root / "nbdd.log").read_text(errors="replace")[-300:])
     return p
 

@@ -48,3 +48,9 @@ def test_spawn():
     assert p.wait(5) == 0
     with pytest.raises(Unavailable):
         process.spawn(["no-such-command-xyz"])
+
+
+def test_which_without_path_searches_the_default_path(monkeypatch):
+    # Ganeti runs ExtStorage scripts with a clean environment: no PATH at all.
+    monkeypatch.delenv("PATH", raising=False)
+    assert process.which("sh") is not None

@@ -156,6 +156,9 @@ def spawn(argv, *, env=None, cwd=None, secrets=(), stdout=None, stderr=None,
 
 
 def which(name):
-    """Full path of a program, or None (PATH plus /sbin and /usr/sbin)."""
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    """Full path of a program, or None (PATH plus /sbin and /usr/sbin).
+
+    With PATH unset (Ganeti runs its ExtStorage scripts in a clean environment)
+    the system default path is searched, not only the sbin directories."""
+    path = (os.environ.get("PATH") or os.defpath) + ":/usr/sbin:/sbin"
     return shutil.which(name, path=path)
