@@ -9,7 +9,6 @@ import pytest
 
 from archipelago.nbd.client import Client
 
-pytest.importorskip("archipelago.volume")
 pytest_plugins = ["rabbitmq", "controlplane"]
 pytestmark = pytest.mark.rabbitmq
 NODES = ("nas-6-0", ("compute-6-0",))
@@ -53,7 +52,6 @@ def nbd(uri):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    pytest.importorskip("archipelago_nas")
     from conftest import require
     require("qemu-img")
     d = tmp_path_factory.mktemp("images")

@@ -16,8 +16,6 @@ import pytest
 from archipelago_node import Node
 from conftest import require
 
-pytest.importorskip("xseg")
-
 MiB = 1 << 20
 K64 = 64 << 10
 SECRET = "s3cret-for-the-sync-tests-0123456789"

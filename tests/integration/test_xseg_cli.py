@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("xseg")
-
 XSEG = Path(sys.executable).parent / "xseg"
 
 

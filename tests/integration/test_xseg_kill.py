@@ -15,10 +15,9 @@ import time
 
 import pytest
 
-xseg = pytest.importorskip("xseg")
-
-from archipelago.errors import ArchipelagoError  # noqa: E402
-from archipelago.peer import Endpoint, Op  # noqa: E402
+import xseg
+from archipelago.errors import ArchipelagoError
+from archipelago.peer import Endpoint, Op
 
 _seq = itertools.count()
 PORT = 3

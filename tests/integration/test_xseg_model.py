@@ -6,18 +6,16 @@ import itertools
 import os
 
 import pytest
-
-xseg = pytest.importorskip("xseg")
-hyp = pytest.importorskip("hypothesis")
-
-from hypothesis import settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.stateful import (  # noqa: E402
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
 )
+
+import xseg
 
 PORTS = (1, 2, 3)
 _seq = itertools.count()

@@ -122,7 +122,6 @@ def test_peer_stack_on_rados(new_store):
 
 def rados_node(cluster, root, name, ns, roles=("blockerb", "blockerm")):
     """A test Node whose `roles` are radosd blockers in namespaces `ns`.<role>."""
-    pytest.importorskip("xseg")
     from archipelago_node import Node
 
     node = Node(root, name)

@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-xseg = pytest.importorskip("xseg")
-
-from archipelago.errors import ArchipelagoError, NotFound, Timeout, Unavailable  # noqa: E402
-from archipelago.peer import Endpoint, Flag, Op, Peer, payload  # noqa: E402
+import xseg
+from archipelago.errors import ArchipelagoError, NotFound, Timeout, Unavailable
+from archipelago.peer import Endpoint, Flag, Op, Peer, payload
 
 _seq = itertools.count()
 PORT, OTHER = 3, 4

@@ -15,10 +15,9 @@ from archipelago.errors import (
     NotFound,
     Timeout,
 )
-
-rados_mod = pytest.importorskip("archipelago.store.rados")
-from archipelago.store.rados import RADOS, Blocklisted, error, wrap  # noqa: E402
-from archipelago.store.rados_lease import gen_key  # noqa: E402
+from archipelago.store import rados as rados_mod
+from archipelago.store.rados import RADOS, Blocklisted, error, wrap
+from archipelago.store.rados_lease import gen_key
 
 
 @pytest.mark.parametrize("err,cls", [
