@@ -16,7 +16,6 @@ import pytest
 
 from archipelago.nbd.client import Client
 
-pytest.importorskip("archipelago.volume")
 pytest_plugins = ["rabbitmq"]
 pytestmark = pytest.mark.rabbitmq
 NAS, C0, C1 = "nas-6-0", "compute-6-0", "compute-6-1"
