@@ -216,3 +216,16 @@ def test_old_finished_requests_are_pruned(cl):
     with cl.nas.db.scope() as s:
         assert s.get(Request, "list:old-1") is None
         assert s.get(Request, "list:new-1") is not None
+
+
+def test_failed_export_takes_back_the_volume_it_created(cl, monkeypatch):
+    def no_export(pool, name, host):
+        raise errors.Unavailable(f"cannot resolve the address of {host}")
+    cl.volumes.ensure("pool", "kept", 1 << 20)
+    monkeypatch.setattr(cl.volumes, "export", no_export)
+    r = cl.map("fresh")
+    assert r["status"] == "error" and "cannot resolve" in r["error"]
+    assert ("pool", "fresh") not in cl.volumes.volumes       # created by the map: removed
+    r = cl.map("kept")
+    assert r["status"] == "error"
+    assert ("pool", "kept") in cl.volumes.volumes            # adopted: left alone

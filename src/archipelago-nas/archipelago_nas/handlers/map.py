@@ -51,10 +51,14 @@ def handle(ctx, f):
     if vol is None:
         vol = Volume(name=name, pool=f["pool"], size=info.size)
         s.add(vol)
-    uri = nas.volumes.export(f["pool"], name, host)
+    try:
+        uri = nas.volumes.export(f["pool"], name, host)
+        extra = flow.prepare_map(ctx, f["pool"], name, host) if f["sync"] else {}  # img_sync
+    except Exception:
+        _undo_provision(nas, info)           # the session rolls back our rows; not the store
+        raise
     m.remotehost, m.remotepool, m.sync, m.uri, m.device = (host, f["remotepool"], f["sync"],
                                                            uri, None)
-    extra = flow.prepare_map(ctx, f["pool"], name, host) if f["sync"] else {}  # img_sync
     hold(m, ctx, nas.map_timeout)
     transition(s, m, MAPPING, f"map to {host} requested")
     msg = schema.request("map", m.request_id, volume=name, uri=uri, size=info.size,
@@ -67,11 +71,16 @@ def handle(ctx, f):
     return DEFERRED
 
 
-def _rollback(ctx, m, info, host):
-    nas = ctx.node
+def _undo_provision(nas, info):
+    """Take back the export and a volume this request created (not an adopted one)."""
     nas.volumes.unexport(info.pool, info.name)
     if info.created:
         nas.volumes.remove(info.pool, info.name)
+
+
+def _rollback(ctx, m, info, host):
+    nas = ctx.node
+    _undo_provision(nas, info)
     transition(ctx.session, m, UNMAPPED, f"compute node {host} is unavailable (unroutable)")
     m.remotehost = m.uri = m.request_id = m.reply_to = m.correlation_id = m.deadline = None
     if info.created:
