@@ -108,3 +108,17 @@ def test_parallel_backend_many_in_flight():
         for t in ts:
             t.join(60)
         assert not any(t.is_alive() for t in ts)
+
+
+def test_datapath_setting():
+    import pytest
+
+    from archipelago import config
+    from archipelago.errors import ArchipelagoError
+    from archipelago.nbd.settings import NBD
+    cfg = config.from_text("[nbd]\ndatapath = colocated\n")
+    cfg.check(config.NODE, NBD)
+    assert cfg.section(NBD).datapath == "colocated"
+    assert config.from_text("").section(NBD).datapath == "peers"
+    with pytest.raises(ArchipelagoError, match="datapath"):
+        config.from_text("[nbd]\ndatapath = fast\n").check(config.NODE, NBD)
