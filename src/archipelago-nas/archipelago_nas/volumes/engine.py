@@ -14,8 +14,8 @@ import socket
 import threading
 
 from archipelago.errors import Busy, InvalidArgument, NotFound, Unavailable
-from archipelago.nbd.backend import Backend
-from archipelago.nbd.registry import ExportRegistry, Provider
+from archipelago.nbd import engine as nbd_engine
+from archipelago.nbd.registry import ExportRegistry
 from archipelago.nbd.server import Server
 from archipelago.nbd.settings import AllowList, parse_address
 from archipelago.store.file import FileStore
@@ -29,57 +29,11 @@ from .images import EngineImages
 log = logging.getLogger(__name__)
 
 
-class EngineBackend(Backend):
-    """One volume of a VolumeEngine as an NBD backend (all connections share it)."""
-
-    def __init__(self, engine, name):
-        self.engine, self.name = engine, name
-        self._size = engine.info(name).size
-        self.description = f"archipelago volume {name}"
-
-    def size(self):
-        return self._size
-
-    def pread(self, buf, offset):
-        buf[:] = self.engine.read(self.name, offset, len(buf))
-
-    def pwrite(self, buf, offset):
-        self.engine.write(self.name, offset, bytes(buf))
-
-    def flush(self):
-        self.engine.flush(self.name)
-
-    def trim(self, offset, length):
-        pass                    # the engine has no discard yet; trim is advisory
+class EngineBackend(nbd_engine.EngineBackend):
+    """A mapped volume: its server closes the volume when the last client leaves."""
 
     def close(self):
         self.engine.close(self.name)
-
-    @property
-    def read_only(self):
-        return False
-
-    def can_trim(self):
-        return False
-
-    def can_multi_conn(self):
-        return True
-
-    def block_size(self):
-        return (1, 4096, 32 << 20)
-
-
-class _OneVolume(Provider):
-    def __init__(self, engine, name):
-        self.engine, self.name = engine, name
-
-    def open(self, volume, snapshot):
-        if volume != self.name or snapshot is not None:
-            raise NotFound(f"this server exports only {self.name}")
-        return EngineBackend(self.engine, volume)
-
-    def names(self):
-        return [self.name]
 
 
 class EngineVolumeService(EngineImages, VolumeService):
@@ -143,8 +97,10 @@ class EngineVolumeService(EngineImages, VolumeService):
                 return self._uri(entry[0], name)
             self._info(pool, name)                     # NotFound before serving
             allow = AllowList(self._addresses(host))
-            srv = Server(ExportRegistry([_OneVolume(self.engine(pool), name)]),
-                         [parse_address(f"{self.listen}:{port}")], allow)
+            eng = self.engine(pool)
+            exports = ExportRegistry([nbd_engine.SingleExport(
+                name, lambda: EngineBackend(eng, name))])
+            srv = Server(exports, [parse_address(f"{self.listen}:{port}")], allow)
             try:
                 srv.start()
             except OSError as e:

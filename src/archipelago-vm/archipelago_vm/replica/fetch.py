@@ -13,8 +13,8 @@ import threading
 import time
 
 from archipelago.errors import ArchipelagoError
-from archipelago.nbd.backend import Backend
 from archipelago.nbd.client import Client as NbdClient
+from archipelago.nbd.engine import EngineBackend
 from archipelago.sync.ratelimit import limiter
 
 log = logging.getLogger(__name__)
@@ -171,40 +171,18 @@ class Fetcher:
         self.present.close()
 
 
-class ReplicaBackend(Backend):
+class ReplicaBackend(EngineBackend):
     """The replica as an NBD backend: reads and writes make their chunks local first."""
 
     def __init__(self, engine, name, fetcher):
-        self.engine, self.name, self.fetcher = engine, name, fetcher
-        self._size = fetcher.size
-        self.description = f"archipelago replica {name}"
-
-    def size(self):
-        return self._size
+        super().__init__(engine, name, size=fetcher.size,
+                         description=f"archipelago replica {name}")
+        self.fetcher = fetcher
 
     def pread(self, buf, offset):
         self.fetcher.ensure_range(offset, len(buf))
-        buf[:] = self.engine.read(self.name, offset, len(buf))
+        super().pread(buf, offset)
 
     def pwrite(self, buf, offset):
         self.fetcher.ensure_range(offset, len(buf))
-        self.engine.write(self.name, offset, bytes(buf))
-
-    def flush(self):
-        self.engine.flush(self.name)
-
-    def trim(self, offset, length):
-        pass
-
-    @property
-    def read_only(self):
-        return False
-
-    def can_trim(self):
-        return False
-
-    def can_multi_conn(self):
-        return True
-
-    def block_size(self):
-        return (1, 4096, 32 << 20)
+        super().pwrite(buf, offset)

@@ -19,7 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from archipelago.errors import ArchipelagoError, NotFound, Unavailable, Unsupported
-from archipelago.nbd.registry import ExportRegistry, Provider
+from archipelago.nbd.engine import SingleExport
+from archipelago.nbd.registry import ExportRegistry
 from archipelago.nbd.server import Server
 from archipelago.nbd.settings import AllowList, parse_address
 from archipelago.store.file import FileStore
@@ -33,19 +34,6 @@ from .config import REPLICA
 from .fetch import Fetcher, ReplicaBackend
 
 log = logging.getLogger(__name__)
-
-
-class _One(Provider):
-    def __init__(self, backend):
-        self.backend = backend
-
-    def open(self, volume, snapshot):
-        if volume != self.backend.name or snapshot is not None:
-            raise NotFound(f"this server exports only {self.backend.name}")
-        return self.backend
-
-    def names(self):
-        return [self.backend.name]
 
 
 class ReplicaService:
@@ -117,7 +105,8 @@ class ReplicaService:
                               self.cfg.chunk, rate=entry.get("rate") or self.cfg.downloadspeed,
                               paused=self.cfg.fetch == "paused", on_done=self._fetched)
             listen = self.cfg.listen
-            srv = Server(ExportRegistry([_One(ReplicaBackend(self.engine, volume, fetcher))]),
+            backend = ReplicaBackend(self.engine, volume, fetcher)
+            srv = Server(ExportRegistry([SingleExport(volume, lambda: backend)]),
                          [parse_address(f"{listen}:{entry['port']}")],
                          AllowList([listen, "127.0.0.1"]))
             try:
