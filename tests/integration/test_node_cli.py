@@ -23,9 +23,10 @@ def test_start_status_stop(node):
     st = node.archipelago("status")
     assert st.returncode == 0
     lines = st.out.splitlines()
-    assert [line.split()[0] for line in lines] == [*ROLES, "segment"]
-    assert all("running (pid" in line for line in lines[:-1])
-    assert lines[-1].split()[1:] == [node.segment, "present"]
+    assert [line.split()[0] for line in lines] == [*ROLES, "segment", "nbdd"]
+    assert all("running (pid" in line for line in lines[:-2])
+    assert lines[-2].split()[1:] == [node.segment, "present"]
+    assert lines[-1].split()[1:3] == ["not", "running"]
     js = json.loads(node.archipelago("status", "--json").out)
     assert [s["role"] for s in js] == list(ROLES)
     assert {s["state"] for s in js} == {"running"}

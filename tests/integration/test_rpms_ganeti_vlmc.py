@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,10 +30,9 @@ def node(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0, f"vlmc map is missing: {probe.stderr.strip()[-200:]}"
     n = Node(tmp_path, "ganeti")
-    nbdd = None
     try:
         n.start()
-        nbdd = start_nbdd(n)
+        n.start_nbdd()
         n.vlmc("create", "probe", "--size", "16M")
         m = n.vlmc("map", "probe", check=False)
         assert m.returncode == 0, f"vlmc map fails on a test node: {m.err.strip()[-300:]}"
@@ -43,30 +41,7 @@ def node(tmp_path):
     finally:
         with contextlib.suppress(Exception):
             n.vlmc("unmap", VOL, check=False)
-        if nbdd:
-            nbdd.terminate()
-            try:
-                nbdd.wait(30)
-            except subprocess.TimeoutExpired:
-                nbdd.kill()
         n.stop()
-
-
-def start_nbdd(n):
-    """The node's nbdd on a Unix socket only (no TCP port to collide on)."""
-    log = open(n.root / "nbdd.log", "ab")
-    p = subprocess.Popen([sys.executable, "-m", "archipelago.nbd", "-c", str(n.conf),
-                          "--listen", f"unix:{n.run_dir}/nbd.sock"], env=n.env(),
-                         stdout=log, stderr=log, start_new_session=True)
-    status = n.run_dir / "nbdd.json"
-    deadline = time.monotonic() + 30
-    while not status.exists() and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if not status.exists():
-        p.kill()
-        pytest.fail("nbdd did not start: " +
-                    (n.root / "nbdd.log").read_text(errors="replace")[-300:])
-    return p
 
 
 @pytest.fixture

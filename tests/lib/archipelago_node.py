@@ -5,6 +5,7 @@
     node.vlmc("create", "v", "--size", "64M")
     with node.client() as c: ...              # archipelago.client through vlmcd
     node.kill("mapperd"); node.start("mapperd")
+    node.start_nbdd()                         # the node's NBD server (Unix socket)
     node.stop()                               # teardown: stop, then SIGKILL leftovers
 
 Two Nodes built on one `shared` directory are two hosts on shared storage: their
@@ -94,8 +95,32 @@ class Node:
             _wait_gone(pid)
         return pid
 
+    def start_nbdd(self):
+        """This node's nbdd on a Unix socket only (no TCP port to collide on)."""
+        log = open(self.root / "nbdd.log", "ab")
+        self.nbdd = subprocess.Popen(
+            [sys.executable, "-m", "archipelago.nbd", "-c", str(self.conf),
+             "--listen", f"unix:{self.run_dir}/nbd.sock"], env=self.env(),
+            stdout=log, stderr=log, start_new_session=True)
+        status = self.run_dir / "nbdd.json"
+        deadline = time.monotonic() + 30
+        while not status.exists() and self.nbdd.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not status.exists():
+            self.nbdd.kill()
+            raise RuntimeError("nbdd did not start: " +
+                               (self.root / "nbdd.log").read_text(errors="replace")[-300:])
+        return self.nbdd
+
     def stop(self):
         """Stop everything this node started, whatever state it is in."""
+        nbdd = getattr(self, "nbdd", None)
+        if nbdd is not None and nbdd.poll() is None:
+            nbdd.terminate()
+            try:
+                nbdd.wait(30)
+            except subprocess.TimeoutExpired:
+                nbdd.kill()
         with contextlib.suppress(Exception):
             self.archipelago("stop", check=False, timeout=60)
         for role in ROLES:

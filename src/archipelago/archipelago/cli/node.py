@@ -6,12 +6,19 @@
     archipelago [-c CONF] status [--json]      # exit 1 when a role is down
     archipelago [-c CONF] config               # the effective peer configuration
 """
+import json
+import os
+from pathlib import Path
+
 import click
 
 from .. import config as C
+from ..nbd.server import read_status
+from ..nbd.settings import STATUS_FILE
 from ..peers import config as PC
 from ..peers import segment
 from ..peers.supervisor import Supervisor, status_json
+from ..units import format_size
 from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
 
@@ -84,13 +91,18 @@ def status(ctx, as_json):
     """One line per role; exit status 1 if any role is not running."""
     sup = supervisor(ctx)
     statuses = sup.status()
+    nbd = nbd_status(sup.run_dir)
     if as_json:
-        click.echo(status_json(statuses))
+        # nbdd is not a supervised role: it is listed only while it runs (so a script's
+        # "every entry is running" check still holds) and never sets the exit status.
+        entries = json.loads(status_json(statuses)) + ([nbd] if nbd else [])
+        click.echo(json.dumps(entries, indent=2))
     else:
         for s in statuses:
             click.echo(s.line())
         seg = sup.xseg.segment_name
         click.echo(f"{'segment':<10} {seg} {'present' if segment.exists(sup.xseg) else 'absent'}")
+        _echo_nbd(nbd)
     down = [s.role for s in statuses if s.state != "running"]
     if down:
         if not as_json:
@@ -107,6 +119,38 @@ def show_config(ctx):
     xseg, roles = PC.check(cfg)
     echo_json({"source": cfg.source, "XSEG": _plain(vars(xseg)),
                "roles": {r.name: _plain(vars(r.opts)) for r in roles}})
+
+
+def nbd_status(run_dir):
+    """The node's nbdd as it reports itself in RUN_DIR/nbdd.json; None if not running."""
+    st = read_status(Path(run_dir) / STATUS_FILE)
+    if not st or not _alive(st.get("pid")):
+        return None     # no file, or a stale one left by a killed nbdd
+    return {"role": "nbdd", "type": "nbdd", "state": "running", **st}
+
+
+def _alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _echo_nbd(nbd):
+    if nbd is None:
+        click.echo(f"{'nbdd':<10} not running (start it with archipelago-nbdd)")
+        return
+    exports, conns = nbd["exports"], nbd["connections"]
+    click.echo(f"{'nbdd':<10} running (pid {nbd['pid']}) {' '.join(nbd.get('uris', []))}, "
+               f"{len(exports)} open export(s), {len(conns)} connection(s)")
+    for e in exports:
+        mode = "ro" if e["read_only"] else "rw"
+        clients = ", ".join(sorted(set(e["clients"]))) or "-"
+        click.echo(f"  export   {e['name']:<24} {format_size(e['size']):>6} {mode} "
+                   f"{e['connections']} connection(s) from {clients}")
 
 
 def _plain(d):

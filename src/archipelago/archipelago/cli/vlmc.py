@@ -151,6 +151,9 @@ def info(ctx, name, as_json):
     """Size, object size, origin, snapshots, allocated/unique bytes and lock owner."""
     split_snapshot(name)
     i = client(ctx).info(name)
+    from .. import config
+    from ..nbd import settings as nbd_settings  # here: only `info` pays for the import
+    i["nbd_uri"] = nbd_settings.local_uri(config.load(ctx.find_root().obj["conf"]), name)
     if as_json:
         echo_json(i)
         return
