@@ -15,8 +15,6 @@ import pytest
 from archipelago_node import Node
 from conftest import require
 
-pytest.importorskip("xseg")
-
 from archipelago.nbd.colocated import ColocatedProvider
 from archipelago.nbd.testing import serve
 

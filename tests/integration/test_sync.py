@@ -14,7 +14,7 @@ import time
 
 import pytest
 from archipelago_node import Node
-from conftest import require
+from conftest import require, require_service
 
 MiB = 1 << 20
 K64 = 64 << 10
@@ -312,8 +312,7 @@ def test_cli_errors_are_one_line(nodes):
 def sshd(tmp_path):
     """A private sshd on 127.0.0.1 (root, key only); yields (port, ssh command line)."""
     require("sshd", "ssh-keygen", "ssh")
-    if os.geteuid() != 0:
-        pytest.skip("the private sshd runs as root")
+    require_service(os.geteuid() == 0, "root (the private sshd)")
     import socket
     d = tmp_path / "sshd"
     d.mkdir()

@@ -20,7 +20,6 @@ def run(*argv, cwd=None):
 
 def test_colocated_on_rados(ceph_cluster, tmp_path):  # noqa: F811
     require("nbdcopy", "nbdinfo", "qemu-io", "fio")
-    pytest.importorskip("xseg")
     from archipelago.nbd.colocated import ColocatedBackend, ColocatedProvider
     from archipelago.nbd.testing import serve
     node = rados_node(ceph_cluster, tmp_path, "nodea", f"coloc.{os.getpid()}")
