@@ -202,40 +202,25 @@ class ColocatedBackend(Backend):
         """Asynchronous READ (transmission's optional hook) on a store with aio: a
         cached mapping, then one aio read; `done(exc)` when it is complete, the
         volume left only then (a freeze waits for it). False: use pread instead."""
-        if not self.aio:
-            return False
-        vd = self.vlmcd
-        v = vd._entered(self.vol)
-        try:
-            ext = self._cached(v, offset, len(buf), False)
-            if ext is None or len(ext) != 1 or ext[0][0] is None:
-                v.leave()
-                return False
-            fut = self.store.aio_readinto(ext[0][0], ext[0][1], buf)
-        except BaseException:
-            v.leave()
-            raise
-
-        def finished(f):
-            v.leave()
-            done(f.exception())
-        fut.add_done_callback(finished)
-        return True
+        return self._submit(self.vol, buf, offset, done, write=False)
 
     def submit_pwrite(self, buf, offset, done):
         """Asynchronous WRITE, as submit_pread: a cached write mapping (MAPW done for
         this chunk and epoch), then one aio write; the volume is left when it is
         committed."""
+        return self._submit(self.spec, buf, offset, done, write=True)
+
+    def _submit(self, spec, buf, offset, done, write):
         if not self.aio:
             return False
-        vd = self.vlmcd
-        v = vd._entered(self.spec)
+        v = self.vlmcd._entered(spec)
         try:
-            ext = self._cached(v, offset, len(buf), True)
+            ext = self._cached(v, offset, len(buf), write)
             if ext is None or len(ext) != 1 or ext[0][0] is None:
                 v.leave()
                 return False
-            fut = self.store.aio_write(ext[0][0], ext[0][1], buf)
+            aio = self.store.aio_write if write else self.store.aio_readinto
+            fut = aio(ext[0][0], ext[0][1], buf)
         except BaseException:
             v.leave()
             raise
