@@ -55,6 +55,8 @@ class Catalog:
         hdr = self.header(old, name) if old else None
         if hdr is not None and hdr.get("name") == name:
             raise Exists(f"volume {name} already exists")
+        if old == vid:
+            return      # our own stale claim: an earlier attempt failed before undoing it
         cur = self.store.lease_inquire(lease_name(old)) if old else None
         if cur is not None and (not cur.expires or cur.expires > time.time()):
             raise Exists(f"volume {name} is being renamed or created by {cur.owner}")

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-from ..errors import Busy, Exists, Fenced, InvalidArgument, NotFound, ReadOnly
+from ..errors import ArchipelagoError, Busy, Exists, Fenced, InvalidArgument, NotFound, ReadOnly
 from ..names import split_snapshot, validate_name
 from . import format as fmt
 from . import usage
@@ -177,16 +177,26 @@ class VolumeEngine:
                     self._drop(st.vid)
 
     def _reload(self, st, err=None):
-        """After a failed update the in-memory map may be ahead of the store. If the
-        store fenced us, our lease is gone: forget the volume altogether."""
+        """After a failed update the in-memory header and map may be ahead of the
+        store: take the header back from the store. If the store fenced us, cannot be
+        read now, or no longer names the volume, forget the volume altogether (the next
+        call loads it afresh; a call never sees a change the store does not hold)."""
         if isinstance(err, Fenced):
             log.warning("volume %s: lease lost (%s); forgetting its map", st.name, err)
             self._drop(st.vid, release=False)
             return
         st.mutable.clear()
-        hdr = self.catalog.header(st.vid, st.name)
-        if hdr is not None:
+        try:
+            hdr = self.catalog.header(st.vid, st.name)
+            live = hdr is not None and self.catalog.index_id(hdr["name"]) == st.vid
+        except ArchipelagoError as e:          # the store is still away
+            log.warning("volume %s: cannot re-read its header after a failed update "
+                        "(%s); forgetting its map", st.name, e)
+            hdr, live = None, False
+        if live:
             st.hdr = hdr
+        else:
+            self._drop(st.vid, release=False)
 
     def _writable(self, name):
         if isinstance(name, str) and "@" in name:
