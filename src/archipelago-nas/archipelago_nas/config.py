@@ -17,4 +17,8 @@ NAS = Section("nas", "Storage-node daemon", [
     Option("hosts", [], words,
            "NAME=ADDRESS pairs for compute nodes without DNS (an export allows only its "
            "node's addresses)"),
+    Option("image_dirs", [], words,
+           "absolute directories that image imports (storageimg source=) may read from, "
+           "after symlinks are resolved; empty: any file nasd can read (a warning at "
+           "start; set it on a production NAS)"),
 ])

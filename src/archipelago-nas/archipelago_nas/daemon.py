@@ -8,7 +8,7 @@ from archipelago.bus.errors import BusError
 from archipelago.bus.node import Node
 from archipelago.errors import Unavailable
 
-from . import handlers, images, jobs, volumes
+from . import handlers, imagefile, images, jobs, volumes
 from .config import NAS
 from .models import Base, Peer, Request
 from .sync import flow
@@ -29,6 +29,10 @@ class NasNode(Node):
         self.map_timeout = sec.map_timeout
         self.node_timeout = sec.node_timeout
         self.sweep_interval = sec.sweep_interval
+        self.image_dirs = imagefile.image_dirs(sec.image_dirs)
+        if not self.image_dirs:
+            log.warning("[nas] image_dirs is not set: image imports may read any file "
+                        "this daemon can read")
         super().__init__(cfg, bus, db_url)
         self.volumes = volume_service or volumes.make(sec.volumes, self)
         self.importer = images.Importer(self)      # image imports run as jobs

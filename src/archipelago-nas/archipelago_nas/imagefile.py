@@ -1,8 +1,11 @@
 """Source files of image imports: validation, format detection, qcow2 -> raw.
 
-`probe(path)` checks a source on this NAS (absolute path, exists, regular,
-readable, a raw or qcow2 image; a qcow2 must pass `qemu-img check`) and returns a
-Source. `raw_file(src, tmp_dir)` gives a raw file to read: the source itself, or a
+`probe(path, allowed)` checks a source on this NAS (absolute path, inside one of
+the `[nas] image_dirs` once symlinks are resolved, exists, regular, readable, a raw
+or qcow2 image; a qcow2 must pass `qemu-img check`) and returns a Source. The
+allow-list matters because nasd usually runs as root and whoever can publish on
+the bus could otherwise turn /etc/shadow into a volume and map it somewhere.
+`raw_file(src, tmp_dir)` gives a raw file to read: the source itself, or a
 sparse raw copy made by `qemu-img convert` (zeros stay holes) that is deleted
 afterwards. qemu-img runs through archipelago.process.
 """
@@ -39,13 +42,35 @@ def validate_source(path):
     return os.path.normpath(path)
 
 
+def image_dirs(dirs):
+    """The validated `[nas] image_dirs`: absolute, normalised, resolved directories."""
+    out = []
+    for d in dirs:
+        if not d.startswith("/") or any(c in d for c in "\0\n\r"):
+            raise InvalidArgument(f"[nas] image_dirs: {d!r} is not an absolute directory")
+        out.append(os.path.realpath(d))
+    return tuple(out)
+
+
+def check_allowed(path, allowed):
+    """`path` with symlinks resolved, if it lies in one of `allowed` (empty: anywhere)."""
+    real = os.path.realpath(path)
+    if not allowed:
+        return real
+    for d in allowed:
+        if real == d or real.startswith(d.rstrip("/") + "/"):
+            return real
+    raise InvalidArgument(f"source {path} is outside the image directories of this NAS "
+                          f"({', '.join(allowed)}; [nas] image_dirs)")
+
+
 def _last_line(text):
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "no message"
 
 
-def probe(path):
-    path = validate_source(path)
+def probe(path, allowed=()):
+    path = check_allowed(validate_source(path), allowed)
     try:
         st = os.stat(path)
     except FileNotFoundError:

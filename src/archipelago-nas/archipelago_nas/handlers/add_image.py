@@ -6,6 +6,8 @@ Validates the names and the source (exists, readable, raw/qcow2, a qcow2 passes
 again for an image that is importing or ready from the same source answers its row
 (idempotent); an image whose import failed is imported again.
 """
+import os
+
 from archipelago.bus.schema import Field, validate_pool
 from archipelago.errors import Busy, Exists
 from archipelago.names import validate_name
@@ -27,7 +29,7 @@ def handle(ctx, f):
         raise Exists(f"{name} is a volume on this NAS; choose another image name")
     row = s.get(Image, name)
     if row is not None and row.state != ERROR:
-        if row.pool == pool and row.source == f["source"]:
+        if row.pool == pool and row.source in (f["source"], os.path.realpath(f["source"])):
             return image_dict(row)                 # importing or ready: the same answer
         raise Exists(f"image {name} already exists in pool {row.pool} (from {row.source}); "
                      "remove it first or choose another name")
@@ -37,7 +39,7 @@ def handle(ctx, f):
         if row is None:
             raise Exists(f"pool {pool} already has a volume or image named {name}")
         nas.volumes.remove_image(row.pool, name)   # what a failed import left behind
-    src = imagefile.probe(f["source"])
+    src = imagefile.probe(f["source"], nas.image_dirs)
     if row is not None:
         s.delete(row)
         s.flush()

@@ -2,7 +2,7 @@
 
 Print the /etc/archipelago/archipelago.conf of HOST as a Rocks <file> block (the
 kickstart writes it). The broker password is never printed: it goes to the
-password_file at install time."""
+password_file at install time. A NAS imports images only from IMAGE_DIR."""
 from urllib.parse import urlsplit, urlunsplit
 
 from archipelago.bus.config import RABBITMQ
@@ -10,6 +10,8 @@ from archipelago.config import choice
 
 from ....command import Command as Base
 from ....command import host
+
+IMAGE_DIR = "/export/archipelago/images"     # [nas] image_dirs of an installed NAS
 
 
 class Command(Base):
@@ -27,7 +29,7 @@ class Command(Base):
                  "[rabbitmq]", f"url = {safe}",
                  "password_file = /etc/archipelago/rabbitmq.secret", ""]
         if p["role"] in ("nas", "all"):
-            lines += ["[nas]", "volumes = engine", ""]
+            lines += ["[nas]", "volumes = engine", f"image_dirs = {IMAGE_DIR}", ""]
         if p["role"] in ("compute", "all"):
             lines += ["[vm]", f"attacher = {p['attacher']}", ""]
         lines.append("</file>")
