@@ -40,7 +40,7 @@ class Peer(Endpoint):
         if log_level:
             self.log.setLevel(log_level.upper())
         super().__init__(segment, list(ports), name=self.name, nr_ops=nr_ops)
-        self.table = self._ops_table()
+        self.table = self.ops_table()
         self._last_warn, self._unlogged = 0.0, 0
         self.nr_threads = nr_threads
         self._work = queue.SimpleQueue()
@@ -49,8 +49,10 @@ class Peer(Endpoint):
         for t in self._workers:
             t.start()
 
-    def _ops_table(self):
-        """op -> bound handler, for the ops this class defines."""
+    def ops_table(self):
+        """op -> bound handler, built once at start. By default the `ops.METHOD` methods
+        this class defines; a subclass that routes ops elsewhere (one handler for every
+        op, as peers.runtime's RolePeer does) overrides this."""
         table = {}
         for op, method in ops.METHOD.items():
             fn = getattr(self, method, None)

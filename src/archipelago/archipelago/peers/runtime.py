@@ -31,7 +31,7 @@ def _role_peer_class():
 
         handler = None
 
-        def _ops_table(self):
+        def ops_table(self):
             return {int(op): self._dispatch for op in OPS.METHOD}
 
         def _dispatch(self, req):
