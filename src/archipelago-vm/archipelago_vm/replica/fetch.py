@@ -174,10 +174,11 @@ class Fetcher:
 class ReplicaBackend(EngineBackend):
     """The replica as an NBD backend: reads and writes make their chunks local first."""
 
-    def __init__(self, engine, name, fetcher):
+    def __init__(self, engine, name, fetcher, writes=None):
         super().__init__(engine, name, size=fetcher.size,
                          description=f"archipelago replica {name}")
         self.fetcher = fetcher
+        self.writes = writes            # written.WriteTracker: what a sync must send
 
     def pread(self, buf, offset):
         self.fetcher.ensure_range(offset, len(buf))
@@ -185,4 +186,8 @@ class ReplicaBackend(EngineBackend):
 
     def pwrite(self, buf, offset):
         self.fetcher.ensure_range(offset, len(buf))
-        super().pwrite(buf, offset)
+        if self.writes is None:
+            super().pwrite(buf, offset)
+        else:
+            self.writes.write(offset, len(buf), lambda: super(ReplicaBackend, self)
+                              .pwrite(buf, offset))

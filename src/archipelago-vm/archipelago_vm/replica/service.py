@@ -9,6 +9,9 @@ restarted daemon serves the same ports again and resumes copying and syncing.
 
 sync(): snapshot the replica, send the stream from its base to the NAS's receiver
 (archipelago.sync, [sync] transport), and on success the new snapshot is the base.
+The stream carries only what the VM wrote since the base (written.py): chunks the
+copy fetched from the NAS differ from the base in the engine's diff but are the
+NAS's own data, so ReplicaClient clips the diff to the written grains.
 """
 import contextlib
 import json
@@ -19,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from archipelago.errors import ArchipelagoError, NotFound, Unavailable, Unsupported
+from archipelago.names import split_snapshot
 from archipelago.nbd.engine import SingleExport
 from archipelago.nbd.registry import ExportRegistry
 from archipelago.nbd.server import Server
@@ -30,6 +34,7 @@ from archipelago.sync.config import SYNC
 from archipelago.sync.local import EngineClient
 from archipelago.volume import VolumeEngine
 
+from . import written
 from .config import REPLICA
 from .fetch import Fetcher, ReplicaBackend
 
@@ -45,7 +50,8 @@ class ReplicaService:
         self.root.mkdir(parents=True, exist_ok=True)
         store = FileStore(self.root / "store")
         self.engine = VolumeEngine(store, owner=f"replica:{node.name}")
-        self.client = EngineClient(self.engine)        # archipelago.sync over our engine
+        self.client = ReplicaClient(self.engine, self._clip)   # sync over our engine
+        self.trackers = {}             # volume -> written.WriteTracker
         self.pool = ThreadPoolExecutor(self.cfg.workers, thread_name_prefix="sync")
         self.table_path = self.root / "replicas.json"
         self.lock = threading.RLock()
@@ -87,8 +93,10 @@ class ReplicaService:
                     self._drop_volume(volume)          # leftovers of an older replica
                 self.engine.create(volume, size)
                 self.engine.snapshot(volume, base["name"], guid=base["guid"])
+                written.remove_all(self.root, volume)
                 entry = {"volume": volume, "size": size, "nas": nas, "nas_uri": nas_uri,
-                         "base": base["name"], "sync_dest": sync_dest, "port": 0,
+                         "base": base["name"], "written_since": base["name"],
+                         "sync_dest": sync_dest, "port": 0,
                          "pending": None, "state": "serving", "rate": rate,
                          "created": time.time(), "last_sync": None}
                 self.table[volume] = entry
@@ -105,7 +113,8 @@ class ReplicaService:
                               self.cfg.chunk, rate=entry.get("rate") or self.cfg.downloadspeed,
                               paused=self.cfg.fetch == "paused", on_done=self._fetched)
             listen = self.cfg.listen
-            backend = ReplicaBackend(self.engine, volume, fetcher)
+            backend = ReplicaBackend(self.engine, volume, fetcher,
+                                     writes=self.tracker(volume))
             srv = Server(ExportRegistry([SingleExport(volume, lambda: backend)]),
                          [parse_address(f"{listen}:{entry['port']}")],
                          AllowList([listen, "127.0.0.1"]))
@@ -122,6 +131,26 @@ class ReplicaService:
             self._save()
             log.info("replica %s served on %s", volume, self._uri(entry))
             return self._uri(entry)
+
+    def tracker(self, volume):
+        """The record of VM writes to `volume` (a replica made by an older vmd has
+        none until its next snapshot: its logs are kept under a name no snapshot has,
+        so its first sync sends the whole diff)."""
+        with self.lock:
+            tr = self.trackers.get(volume)
+            if tr is None:
+                entry = self.table[volume]
+                tr = written.WriteTracker(str(self.root), volume, entry["size"],
+                                          entry.get("written_since") or ".unrecorded")
+                self.trackers[volume] = tr
+            return tr
+
+    def _clip(self, volume, snap, ranges):
+        with self.lock:
+            entry = self.table.get(volume)
+            if entry is None or entry.get("state") == "removed":
+                return None
+        return self.tracker(volume).clip(snap, ranges)
 
     def _uri(self, entry):
         return f"nbd://{self.cfg.listen}:{entry['port']}/{entry['volume']}"
@@ -149,6 +178,10 @@ class ReplicaService:
             self._drop_volume(volume)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.root / f"{volume}.present")
+            tr = self.trackers.pop(volume, None)
+            if tr is not None:
+                tr.close()
+            written.remove_all(self.root, volume)
             entry = self.table.get(volume) or {}
             # a tombstone: a repeated final unmap gets the same answer
             self.table[volume] = {"volume": volume, "state": "removed",
@@ -215,10 +248,14 @@ class ReplicaService:
             snap = entry.get("pending")
             if snap is None:
                 snap = f"sync-{int(time.time() * 1000)}"
-                self.engine.snapshot(volume, snap)
-                entry["pending"] = snap
-                with self.lock:
-                    self._save()
+                # no VM write runs while the snapshot is taken: each is recorded in
+                # the interval it belongs to (the one sent now, or the next)
+                with self.tracker(volume).rotating(snap):
+                    self.engine.snapshot(volume, snap)
+                    entry["pending"] = snap
+                    entry["written_since"] = snap
+                    with self.lock:
+                        self._save()
             elif not _resumes(token, snap):
                 token = None
             if self.sync_cfg.transport != "tcp":
@@ -245,7 +282,10 @@ class ReplicaService:
             entry.update(base=snap, pending=None, last_sync=time.time())
             with self.lock:
                 self._save()
+            self.tracker(volume).forget_before(keep=snap)
             sent = res.get("sent") or {}
+            log.info("replica %s synced to %s: %s data bytes, %s on the wire", volume, snap,
+                     sent.get("data_bytes"), sent.get("wire_bytes"))
             return {"snapshot": snap, "bytes": int(sent.get("wire_bytes") or 0),
                     "seconds": round(time.time() - started, 3)}
 
@@ -268,7 +308,23 @@ class ReplicaService:
             srv.stop()
             fetcher.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for tr in self.trackers.values():
+            tr.close()
         self.engine.shutdown()
+
+
+class ReplicaClient(EngineClient):
+    """EngineClient whose diff from a base carries only what the VM wrote since it."""
+
+    def __init__(self, engine, clip):
+        super().__init__(engine)
+        self.clip = clip
+
+    def diff(self, from_spec, to_spec):
+        ranges = super().diff(from_spec, to_spec)
+        vol, base = split_snapshot(from_spec)
+        clipped = self.clip(vol, base, ranges) if base else None
+        return ranges if clipped is None else clipped
 
 
 class SyncFailed(ArchipelagoError):
