@@ -19,13 +19,30 @@ def node(tmp_path):
         n.stop()
 
 
-def entries(node):
-    return {e["role"]: e for e in json.loads(node.archipelago("status", "--json").out)}
+def entries(node, check=True):
+    js = json.loads(node.archipelago("status", "--json", check=check).out)
+    return {e["role"]: e for e in js}
 
 
-def test_status_without_nbdd_says_so_and_still_succeeds(node):
-    assert "nbdd       not running" in node.archipelago("status").out
-    assert "nbdd" not in entries(node)       # listed only while it runs
+@pytest.fixture
+def peers_node(tmp_path):
+    n = Node(tmp_path, "nbdpeers", settings={"nbd": {"datapath": "peers"}})
+    try:
+        n.start()
+        yield n
+    finally:
+        n.stop()
+
+
+def test_status_without_nbdd_says_so(peers_node):
+    """datapath = peers: nbdd is its own process; stopped, it is down like a role."""
+    peers_node.archipelago("stop", "nbdd")
+    st = peers_node.archipelago("status", check=False)
+    assert "nbdd       not running (archipelago start nbdd)" in st.out
+    assert st.returncode == 1 and "not running: nbdd" in st.err
+    assert entries(peers_node, check=False)["nbdd"]["state"] == "stopped"
+    peers_node.start_nbdd()
+    assert entries(peers_node)["nbdd"]["exports"] == []
 
 
 def test_status_and_info_show_exports_connections_and_uri(node):
@@ -46,4 +63,6 @@ def test_status_and_info_show_exports_connections_and_uri(node):
 def test_a_killed_nbdd_is_not_reported_running(node):
     node.start_nbdd().kill()
     node.nbdd.wait(10)
-    assert "nbdd" not in entries(node)       # its status file is stale
+    st = entries(node, check=False)           # (colocated: the vlmcd role is down)
+    assert "nbdd" not in st                   # its status file is stale
+    assert st["vlmcd"]["state"] == "dead" and st["vlmcd"]["host"] == "nbdd"

@@ -8,6 +8,11 @@
     node.start_nbdd()                         # the node's NBD server (Unix socket)
     node.stop()                               # teardown: stop, then SIGKILL leftovers
 
+nbdd listens on RUN_DIR/nbd.sock only (no TCP port to collide on). With the
+default `[nbd] datapath = colocated` it is the vlmcd role's process (so
+kill("vlmcd") kills nbdd); with `settings={"nbd": {"datapath": "peers"}}` it is
+a process of its own that `archipelago start` runs after the roles.
+
 Two Nodes built on one `shared` directory are two hosts on shared storage: their
 own segments and peers, the same blocks and maps (and so the same volume locks).
 """
@@ -42,6 +47,7 @@ class Node:
             "blockerb": {"archip_dir": self.shared / "blocks"},
             "blockerm": {"archip_dir": self.shared / "maps"},
             "mapperd": {"lease_ttl": 10},
+            "nbd": {"listen": f"unix:{self.run_dir}/nbd.sock"},
         }
         for sec, values in (settings or {}).items():
             sections.setdefault(sec, {}).update(values)
@@ -96,34 +102,24 @@ class Node:
         return pid
 
     def start_nbdd(self):
-        """This node's nbdd on a Unix socket only (no TCP port to collide on)."""
-        log = open(self.root / "nbdd.log", "ab")
-        self.nbdd = subprocess.Popen(
-            [sys.executable, "-m", "archipelago.nbd", "-c", str(self.conf),
-             "--listen", f"unix:{self.run_dir}/nbd.sock"], env=self.env(),
-            stdout=log, stderr=log, start_new_session=True)
+        """The node's nbdd (`archipelago start nbdd`: with the co-located data path,
+        the vlmcd role's process), once it serves; returns a handle with its pid."""
+        self.archipelago("start", "nbdd")
         status = self.run_dir / "nbdd.json"
         deadline = time.monotonic() + 30
-        while not status.exists() and self.nbdd.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not status.exists():
-            self.nbdd.kill()
-            raise RuntimeError("nbdd did not start: " +
-                               (self.root / "nbdd.log").read_text(errors="replace")[-300:])
+        while not status.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = self.pid("nbdd")
+        if not status.exists() or pid is None:
+            raise RuntimeError(f"nbdd did not start:\n{self.logs()}")
+        self.nbdd = NodeProcess(pid)
         return self.nbdd
 
     def stop(self):
         """Stop everything this node started, whatever state it is in."""
-        nbdd = getattr(self, "nbdd", None)
-        if nbdd is not None and nbdd.poll() is None:
-            nbdd.terminate()
-            try:
-                nbdd.wait(30)
-            except subprocess.TimeoutExpired:
-                nbdd.kill()
         with contextlib.suppress(Exception):
             self.archipelago("stop", check=False, timeout=60)
-        for role in ROLES:
+        for role in (*ROLES, "nbdd"):
             self.kill(role)
         with contextlib.suppress(Exception):
             import xseg
@@ -135,6 +131,38 @@ class Node:
             lines = f.read_text(errors="replace").splitlines()[-8:]
             out.append(f"--- {f.name}\n" + "\n".join(lines))
         return "\n".join(out)
+
+
+class NodeProcess:
+    """A process `archipelago start` ran (not our child): pid, kill, wait."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def poll(self):
+        return None if _running(self.pid) else 0
+
+    def kill(self, sig=signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+        return self
+
+    def terminate(self):
+        return self.kill(signal.SIGTERM)
+
+    def wait(self, timeout=None):
+        _wait_gone(self.pid, timeout or 30)
+        if _running(self.pid):
+            raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+        return 0
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _wait_gone(pid, timeout=10):

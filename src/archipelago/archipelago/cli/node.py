@@ -7,7 +7,6 @@
     archipelago [-c CONF] config               # the effective peer configuration
 """
 import json
-import os
 from pathlib import Path
 
 import click
@@ -18,6 +17,7 @@ from ..nbd.settings import STATUS_FILE
 from ..peers import config as PC
 from ..peers import segment
 from ..peers.supervisor import Supervisor, status_json
+from ..peers.supervisor import alive as _proc_alive
 from ..units import format_size
 from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
@@ -33,7 +33,7 @@ from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 @click.pass_context
 @handle_errors
 def main(ctx, conf, as_user, verbose):
-    """Archipelago node: supervise the xseg peers (blockers, mapperd, vlmcd)."""
+    """Archipelago node: supervise the xseg peers (blockers, mapperd, vlmcd) and nbdd."""
     setup_logging(verbose)
     ctx.obj = {"conf": conf, "as_user": as_user}
 
@@ -48,7 +48,7 @@ def supervisor(ctx):
 @click.pass_context
 @handle_errors
 def start(ctx, role):
-    """Start every role in [PEERS] ORDER, or just ROLE."""
+    """Start every role in [PEERS] ORDER (and nbdd), or just ROLE."""
     sup = supervisor(ctx)
     started = sup.start(role)
     for s in sup.status():
@@ -93,16 +93,21 @@ def status(ctx, as_json):
     statuses = sup.status()
     nbd = nbd_status(sup.run_dir)
     if as_json:
-        # nbdd is not a supervised role: it is listed only while it runs (so a script's
-        # "every entry is running" check still holds) and never sets the exit status.
-        entries = json.loads(status_json(statuses)) + ([nbd] if nbd else [])
+        entries = json.loads(status_json(statuses))
+        own = next((e for e in entries if e["role"] == PC.NBDD), None)
+        if own is not None and nbd:
+            own.update({k: v for k, v in nbd.items() if k not in own})
+        elif nbd:
+            # nbdd hosting vlmcd (colocated), or one started by hand: listed only while
+            # it runs, so a script's "every entry is running" check still holds
+            entries.append(nbd)
         click.echo(json.dumps(entries, indent=2))
     else:
         for s in statuses:
             click.echo(s.line())
         seg = sup.xseg.segment_name
         click.echo(f"{'segment':<10} {seg} {'present' if segment.exists(sup.xseg) else 'absent'}")
-        _echo_nbd(nbd)
+        _echo_nbd(nbd, supervised=any(PC.NBDD in (s.host, s.role) for s in statuses))
     down = [s.role for s in statuses if s.state != "running"]
     if down:
         if not as_json:
@@ -131,17 +136,16 @@ def nbd_status(run_dir):
 
 def _alive(pid):
     try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
+        return _proc_alive(int(pid))        # a zombie is not alive
+    except (TypeError, ValueError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
-def _echo_nbd(nbd):
+def _echo_nbd(nbd, supervised):
     if nbd is None:
-        click.echo(f"{'nbdd':<10} not running (start it with archipelago-nbdd)")
+        hint = ("archipelago start nbdd" if supervised else
+                "this node has no vlmcd role: run archipelago-nbdd")
+        click.echo(f"{'nbdd':<10} not running ({hint})")
         return
     exports, conns = nbd["exports"], nbd["connections"]
     click.echo(f"{'nbdd':<10} running (pid {nbd['pid']}) {' '.join(nbd.get('uris', []))}, "

@@ -24,12 +24,10 @@ vlmcd role in its own process instead of a separate `vlmcd` peer:
   blocker peer, which shares the store: object names are never reused (fresh
   uids; copies land on new names), so two fd caches over one directory agree.
 
-So the node must not run vlmcd as its own process: start the other roles by
-name (`archipelago start blockerb`, ... `mapperd`), then nbdd; keep vlmcd in
-`[PEERS] ROLES` (clients find its port there). A bare `archipelago start`
-still starts every role of ROLES (ORDER must list them all), vlmcd included:
-teaching the supervisor that nbdd hosts vlmcd is a [PEERS] change not made
-here. If vlmcd's port is already bound, nbdd refuses to start and says so.
+So the node does not run vlmcd as its own process: `archipelago start` runs
+nbdd as the vlmcd role's process (peers/config.py `processes`; same pid file,
+log and stop as the role). vlmcd stays in `[PEERS] ROLES` (clients find its
+port there). If vlmcd's port is already bound, nbdd refuses to start and says so.
 """
 import contextlib
 import logging
@@ -315,6 +313,7 @@ class ColocatedProvider(Provider):
             raise Unavailable(f"segment {xcfg.segment_name}: {e.strerror} (start the "
                               "node's other roles first: archipelago start)") from None
         try:
+            self._seg.check()   # recover the ports of a crashed predecessor (kill -9)
             ports = range(o.portno_start, o.portno_end + 1)
             try:
                 self.peer = _role_peer_class()(self._seg, ports, nr_threads=o.nr_threads,

@@ -70,30 +70,50 @@ def main(config_path, listen, allow, memory, exports_dir, no_volumes, log_level)
     """Serve volumes over NBD in the foreground."""
     logmod.setup(log_level)
     try:
-        cfg = cfgmod.load(config_path)
-        cfg.check(cfgmod.NODE, NBD)
-        node, nbd = cfg.section(cfgmod.NODE), cfg.section(NBD)
-        if listen:
-            nbd.listen = [parse_address(x) for x in listen]
-        if allow:
-            nbd.allow = parse_allow(" ".join(allow))
-        if memory:
-            nbd.memory = {**nbd.memory, **parse_memory(" ".join(memory))}
-        if exports_dir:
-            nbd.exports_dir = exports_dir
-        if no_volumes:
-            nbd.volumes = False
-        run_dir = node.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        server = Server(build_registry(nbd, config_path), nbd.listen, nbd.allow,
-                        status_path=str(run_dir / STATUS_FILE))
-        server.start()
+        server, run_dir = build(config_path, listen, allow, memory, exports_dir, no_volumes)
     except ArchipelagoError as e:
         click.echo(f"archipelago-nbdd: {e}", err=True)
         sys.exit(e.exit_code)
     except OSError as e:
         click.echo(f"archipelago-nbdd: {e}", err=True)
         sys.exit(1)
+    serve(server, run_dir)
+
+
+def build(config_path=None, listen=(), allow=(), memory=(), exports_dir=None,
+          no_volumes=False):
+    """(started Server, run_dir) from the node's configuration and the overrides.
+
+    With `datapath = colocated` this binds the vlmcd role's ports: once it
+    returns, nbdd is ready both as NBD server and as the node's vlmcd."""
+    cfg = cfgmod.load(config_path)
+    cfg.check(cfgmod.NODE, NBD)
+    node, nbd = cfg.section(cfgmod.NODE), cfg.section(NBD)
+    if listen:
+        nbd.listen = [parse_address(x) for x in listen]
+    if allow:
+        nbd.allow = parse_allow(" ".join(allow))
+    if memory:
+        nbd.memory = {**nbd.memory, **parse_memory(" ".join(memory))}
+    if exports_dir:
+        nbd.exports_dir = exports_dir
+    if no_volumes:
+        nbd.volumes = False
+    run_dir = node.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    registry = build_registry(nbd, config_path)
+    server = Server(registry, nbd.listen, nbd.allow, status_path=str(run_dir / STATUS_FILE))
+    try:
+        server.start()
+    except BaseException:
+        _close_providers(registry)      # a co-located vlmcd gives its ports back
+        raise
+    return server, run_dir
+
+
+def serve(server, run_dir, ready=None):
+    """Serve until SIGTERM/SIGINT with RUN_DIR/nbdd.pid in place; `ready()` once the
+    pid file is written (the supervisor's readiness signal)."""
     pid_file = run_dir / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
 
@@ -104,14 +124,20 @@ def main(config_path, listen, allow, memory, exports_dir, no_volumes, log_level)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        if ready is not None:
+            ready()
         server.serve_forever()
     finally:
         server.stop()
-        for p in server.registry.providers:
-            if hasattr(p, "close"):
-                p.close()
+        _close_providers(server.registry)
         try:
             pid_file.unlink()
         except FileNotFoundError:
             pass
         log.info("nbdd stopped")
+
+
+def _close_providers(registry):
+    for p in registry.providers:
+        if hasattr(p, "close"):
+            p.close()

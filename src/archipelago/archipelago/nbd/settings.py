@@ -5,6 +5,7 @@
     allow = 127.0.0.0/8 ::1 unix
     exports_dir = /srv/raw          # optional: serve raw files DIR/NAME
     memory = scratch:1G test:64M    # optional: RAM disks NAME:SIZE
+    datapath = colocated            # or peers (docs/datapath.md)
 """
 import ipaddress
 from dataclasses import dataclass
@@ -144,10 +145,10 @@ NBD = Section("nbd", "The NBD frontend (nbdd)", [
     Option("memory", {}, parse_memory, "RAM-disk exports NAME:SIZE (tests, demos)"),
     Option("volumes", True, lambda t: t.strip().lower() in ("1", "yes", "true", "on"),
            "serve archipelago volumes (when the volume client is installed)"),
-    Option("datapath", "peers", _choice("peers", "colocated"),
-           "volume I/O through the node's vlmcd peer (peers), or nbdd serving the "
-           "vlmcd role itself with the data store in-process (colocated; see "
-           "archipelago/nbd/colocated.py)"),
+    Option("datapath", "colocated", _choice("peers", "colocated"),
+           "nbdd serves the vlmcd role itself with the data store in-process "
+           "(colocated: `archipelago start` runs nbdd as the vlmcd role; see "
+           "docs/datapath.md), or volume I/O through a separate vlmcd peer (peers)"),
 ])
 
 

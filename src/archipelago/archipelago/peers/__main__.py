@@ -4,6 +4,11 @@
 The pid file RUN_DIR/ROLE.pid is written once the role's ports are bound (the
 supervisor's readiness signal) and removed on a clean exit (SIGTERM/SIGINT:
 stop accepting, finish the requests in flight, unbind).
+
+ROLE may also be the process of nbdd (`PC.processes`): the vlmcd role with
+`[nbd] datapath = colocated` (nbdd binds vlmcd's ports and serves NBD), or the
+`nbdd` process of a `peers` node. It writes RUN_DIR/ROLE.pid when both its
+ports and its NBD listeners are bound, as any role.
 """
 import argparse
 import logging
@@ -61,7 +66,7 @@ def main(argv=None):
     try:
         cfg = C.load(args.conf)
         xseg, roles = PC.check(cfg)
-        role = next((r for r in roles if r.name == args.role), None)
+        role = next((r for r in PC.processes(cfg, roles) if r.name == args.role), None)
         if role is None:
             raise ArchipelagoError(f"role {args.role!r} is not in [PEERS] ROLES of "
                                    f"{cfg.source}")
@@ -73,11 +78,18 @@ def main(argv=None):
         return e.exit_code
     pidfile = PidFile(node.run_dir / f"{role.name}.pid")
     try:
-        from .runtime import run_role
-        run_role(cfg, xseg, role, node.name, ready=pidfile.write)
+        if PC.NBDD in (role.host, role.type):
+            from ..nbd import daemon
+            daemon.serve(*daemon.build(args.conf), ready=pidfile.write)
+        else:
+            from .runtime import run_role
+            run_role(cfg, xseg, role, node.name, ready=pidfile.write)
     except ArchipelagoError as e:
         log.error("%s (%s) failed: %s", role.name, role.type, e)
         return e.exit_code
+    except OSError as e:            # nbdd: a listen address in use, ...
+        log.error("%s (%s) failed: %s", role.name, role.type, e)
+        return 1
     finally:
         pidfile.remove()
     log.info("%s stopped", role.name)

@@ -85,6 +85,7 @@ class Role:
     name: str
     type: str
     opts: SimpleNamespace
+    host: str = ""      # "nbdd": the role runs inside nbdd's process ([nbd] datapath)
 
     @property
     def port(self):
@@ -186,6 +187,35 @@ def _check_references(cfg, rs):
                 want = "a blocker" if want_blocker else "mapperd"
                 raise ConfigError(f"{cfg.source}: [{r.name}] {key} = {port} is [{target.name}]"
                                   f" ({target.type}); expected {want}")
+
+
+NBDD = "nbdd"     # the NBD frontend as a supervised process (not a [PEERS] role)
+
+
+def datapath(cfg):
+    """[nbd] datapath: 'colocated' (nbdd hosts the vlmcd role) or 'peers'."""
+    from ..nbd.settings import NBD  # validates the whole [nbd] section
+    return cfg.section(NBD).datapath
+
+
+def processes(cfg, rs):
+    """The node's processes in start order, as Roles (what `archipelago start` runs).
+
+    A node with a vlmcd role serves its volumes over NBD: with `[nbd] datapath =
+    colocated` (the default) nbdd serves the first vlmcd role itself, so that
+    role's process is nbdd (host "nbdd"); with `peers`, nbdd is a process of its
+    own after every role. A node without vlmcd (blockers, mapperd) runs no nbdd."""
+    out = list(rs)
+    vlmcd = next((i for i, r in enumerate(out) if r.type == "vlmcd"), None)
+    if vlmcd is None:
+        return out
+    if datapath(cfg) == "colocated":
+        r = out[vlmcd]
+        out[vlmcd] = Role(r.name, r.type, r.opts, host=NBDD)
+    else:
+        out.append(Role(NBDD, NBDD, SimpleNamespace(portno_start=None, portno_end=None,
+                                                    log_level="INFO")))
+    return out
 
 
 def find_type(rs, typ):

@@ -6,6 +6,11 @@ once its ports are bound (so "pid file present" means "ready") and removes it on
 clean exit; a pid file whose process is gone, or is not that role, is stale.
 The segment is created before the first role starts and destroyed when the last
 one stops, so the segment never outlives the node's peers.
+
+nbdd is one of these processes (`peers.config.processes`): with `[nbd] datapath
+= colocated` it *is* the vlmcd role's process (same pid file, log, readiness and
+stop as vlmcd; `nbdd` names that role too), with `peers` it is a process of its
+own after every role (started last, stopped first) when [nbd] is configured.
 """
 import contextlib
 import fcntl
@@ -38,11 +43,13 @@ class RoleStatus:
     pid: int | None
     ports: str
     log: str
+    host: str = ""      # "nbdd": this role runs in nbdd's process (datapath = colocated)
 
     def line(self):
         what = {"running": f"running (pid {self.pid})", "stopped": "stopped",
                 "dead": f"dead (stale pid file, pid {self.pid})"}[self.state]
-        return f"{self.role:<10} {self.type:<8} ports {self.ports:<10} {what}"
+        where = f", in {self.host} (datapath = colocated)" if self.host else ""
+        return f"{self.role:<10} {self.type:<8} ports {self.ports:<10} {what}{where}"
 
 
 class Supervisor:
@@ -52,7 +59,8 @@ class Supervisor:
         self.cfg = cfg
         self.conf_path = conf_path
         self.as_current_user = as_current_user
-        self.xseg, self.roles = PC.check(cfg)
+        self.xseg, roles = PC.check(cfg)
+        self.roles = PC.processes(cfg, roles)
         node = cfg.section(C.NODE)
         self.run_dir, self.log_dir = node.run_dir, node.log_dir
         self.state_dir = node.state_dir
@@ -69,7 +77,7 @@ class Supervisor:
         if name is None:
             return list(self.roles)
         for r in self.roles:
-            if r.name == name:
+            if r.name == name or (name == PC.NBDD and r.host == PC.NBDD):
                 return [r]
         known = ", ".join(r.name for r in self.roles)
         raise InvalidArgument(f"unknown role {name!r} (this node runs: {known})")
@@ -86,9 +94,11 @@ class Supervisor:
         out = []
         for r in self.roles:
             state, pid = self.pid_of(r.name)
-            ports = (str(r.opts.portno_start) if r.opts.portno_start == r.opts.portno_end
-                     else f"{r.opts.portno_start}-{r.opts.portno_end}")
-            out.append(RoleStatus(r.name, r.type, state, pid, ports, str(self.logfile(r.name))))
+            o = r.opts
+            ports = ("-" if o.portno_start is None else str(o.portno_start)
+                     if o.portno_start == o.portno_end else f"{o.portno_start}-{o.portno_end}")
+            out.append(RoleStatus(r.name, r.type, state, pid, ports,
+                                  str(self.logfile(r.name)), r.host))
         return out
 
     # -- start ------------------------------------------------------------------
@@ -206,10 +216,10 @@ def is_role_process(pid, name):
         i = argv.index(b"archipelago.peers")
     except ValueError:
         return False
-    return len(argv) > i + 1 and argv[i + 1] == name.encode() and _alive(pid)
+    return len(argv) > i + 1 and argv[i + 1] == name.encode() and alive(pid)
 
 
-def _alive(pid):
+def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -227,7 +237,7 @@ def terminate(pid, timeout):
     # Not our child (it outlived the `archipelago start` that spawned it), so there
     # is no waitpid; /proc is the only way to see it go.
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return
         time.sleep(0.05)
     log.warning("pid %d did not stop in %.0fs; killing it", pid, timeout)
