@@ -170,6 +170,31 @@ def test_background_copy_and_periodic_sync(cl):
     assert nas_image(cl, "sv2") == bytes(expect)
 
 
+def test_sync_during_the_copy_sends_only_what_the_vm_wrote(cl):
+    """Chunks fetched from the NAS are not sent back; syncs run before the copy ends
+    (compute-6-0 never copies in the background: the copy is never complete)."""
+    expect = bytearray(SIZE)
+    seeded = [(0, os.urandom(16 * MiB))]
+    seed(cl, "sv7", seeded)
+    apply(expect, *seeded[0])
+    js(cl, "set", "host", "storagemap", NAS, "sv7", "frequency=3600")
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv7", C0, "64M", "img_sync=true")
+    dev = r["device"]
+    assert io(dev, 0, length=SIZE) == bytes(expect)          # every chunk fetched
+    writes = [(4 * MiB, os.urandom(256 << 10)), (40 * MiB, os.urandom(64 << 10))]
+    for off, data in writes:
+        io(dev, off, data)
+        apply(expect, off, data)
+    js(cl, "set", "host", "storagemap", NAS, "sv7", "frequency=1")
+    synced = wait_for(lambda: (lambda m: m if m["lastsync"] else None)(row(cl, "sv7")),
+                      "a periodic sync during the copy")
+    assert synced["copied"] != "100%"
+    # the stream carried the 320 KiB written (plus record framing), not 16 MiB fetched
+    assert 320 << 10 <= synced["syncbytes"] < (320 + 32) << 10
+    js(cl, "remove", "host", "storagemap", NAS, "sv7")
+    assert nas_image(cl, "sv7") == bytes(expect)
+
+
 def _kill_during_final_sync(cl, victim, volume):
     js(cl, "set", "host", "storageattr", NAS, "sync_retry", "5")
     js(cl, "set", "host", "storagemap", NAS, volume, "uploadspeed=4M")

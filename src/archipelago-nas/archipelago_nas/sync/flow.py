@@ -8,6 +8,9 @@
     sync:   every `frequency` s (volume attr, NAS attr, 300) tick() asks the node
             for a sync (mapped-local -> syncing-to-nas); its volume_synced reply ->
             mapped-local. A sync that does not answer by its deadline is retried.
+            Syncs run while the copy is still going too (the node sends only what
+            the VM wrote); the mapping then stays syncing-to-host, job.kind
+            "periodic" with a request_id is the sync in flight.
     unmap:  syncing-to-nas; the node detaches, sends the final stream, removes its
             replica; volume_unmapped -> unmapped (the NAS copy is the master again).
             A node that is down: error, cleared by `rocks clean host storagemap`
@@ -152,7 +155,8 @@ def synced(ctx, f):
             if m.state == SYNCING_TO_HOST:
                 transition(s, m, MAPPED_LOCAL, "replica complete: every object is local")
         return {}
-    if job.request_id != msg["request_id"] or m.state != SYNCING_TO_NAS:
+    if job.request_id != msg["request_id"] or job.kind != "periodic" or m.state not in (
+            SYNCING_TO_NAS, SYNCING_TO_HOST, MAPPED_LOCAL):
         log.info("late volume_synced for %s ignored", name)
         return {}
     now = time.time()
@@ -162,13 +166,21 @@ def synced(ctx, f):
         job.error, job.attempts = None, 0
         job.next_sync = now + frequency(s, name)
         _prune_after(ctx, name, f["snapshot"])
-        transition(s, m, MAPPED_LOCAL, f"synced to {name}@{f['snapshot']} "
-                   f"({f['bytes']} bytes)")
+        _sync_over(s, m, f"synced to {name}@{f['snapshot']} ({f['bytes']} bytes)")
     else:
         job.error = msg.get("error")
         job.next_sync = now + min(60, frequency(s, name))
-        transition(s, m, MAPPED_LOCAL, f"sync failed: {job.error}; retrying")
+        _sync_over(s, m, f"sync failed: {job.error}; retrying")
     return {}
+
+
+def _sync_over(s, m, reason):
+    """A periodic sync ended: back to mapped-local (a sync during the copy never left
+    syncing-to-host; it is only logged)."""
+    if m.state == SYNCING_TO_NAS:
+        transition(s, m, MAPPED_LOCAL, reason)
+    else:
+        log.info("volume %s: %s", m.volume, reason)
 
 
 def _prune_after(ctx, name, snap):
@@ -187,17 +199,23 @@ def tick(ctx):
         job = job_row(s, m.volume)
         if m.state == SYNCING_TO_HOST:
             _push_download_rate(ctx, m, job)
-        elif m.state == MAPPED_LOCAL:
-            nxt = _int(attr(s, m.volume, "nextsync"))
-            # frequency changes apply at once; after a failure, job.next_sync (a retry)
-            due = (job.next_sync or 0) if job.error else \
-                (job.last_sync or job.started or now) + frequency(s, m.volume)
-            if nxt and (job.last_sync or 0) < nxt <= now:
-                due = min(due, nxt)
-            if due <= now:
-                start_sync(ctx, m, job)
-        elif job.deadline is not None and job.deadline < now:
-            _overdue(ctx, m, job)
+        if job.request_id is not None:            # a sync in flight: is it overdue?
+            if job.deadline is not None and job.deadline < now:
+                _overdue(ctx, m, job)
+        elif m.state in (SYNCING_TO_HOST, MAPPED_LOCAL) and due(s, m, job, now) <= now:
+            start_sync(ctx, m, job)
+
+
+def due(s, m, job, now):
+    """When the next periodic sync of `m` is due: frequency changes apply at once;
+    after a failure, job.next_sync (a retry); the volume attribute nextsync, if it
+    lies between the last sync and now, brings it forward."""
+    nxt = _int(attr(s, m.volume, "nextsync"))
+    at = (job.next_sync or 0) if job.error else \
+        (job.last_sync or job.started or now) + frequency(s, m.volume)
+    if nxt and (job.last_sync or 0) < nxt <= now:
+        at = min(at, nxt)
+    return at
 
 
 def _push_download_rate(ctx, m, job):
@@ -224,7 +242,7 @@ def start_sync(ctx, m, job, kind="periodic"):
     job.kind, job.request_id = kind, rid
     job.deadline = time.time() + SYNC_TIMEOUT
     job.attempts = (job.attempts or 0) + 1
-    if m.state != SYNCING_TO_NAS:
+    if m.state == MAPPED_LOCAL:              # during the copy: stays syncing-to-host
         transition(s, m, SYNCING_TO_NAS, "periodic sync")
     try:
         ctx.bus.publish(m.remotehost, msg, reply_to=nas.name, correlation_id=rid,
@@ -233,7 +251,7 @@ def start_sync(ctx, m, job, kind="periodic"):
         job.kind = job.request_id = job.deadline = None
         job.error = f"compute node {m.remotehost} is unavailable"
         job.next_sync = time.time() + 60
-        transition(s, m, MAPPED_LOCAL, f"sync skipped: {job.error}")
+        _sync_over(s, m, f"sync skipped: {job.error}")
 
 
 def _overdue(ctx, m, job):
@@ -258,7 +276,7 @@ def _overdue(ctx, m, job):
     job.kind = job.request_id = job.deadline = None
     job.error = "the compute node did not answer the sync in time"
     job.next_sync = time.time() + 30
-    transition(s, m, MAPPED_LOCAL, f"sync timed out on {m.remotehost}; retrying")
+    _sync_over(s, m, f"sync timed out on {m.remotehost}; retrying")
 
 
 # -- unmap ------------------------------------------------------------------------------
@@ -367,5 +385,5 @@ def annotate(s, rows):
         r["copied"] = 100.0 if j.copied else round(100.0 * (j.fetched or 0) / total, 1) \
             if total else None
         r["lastsync"], r["syncbase"], r["syncerror"] = j.last_sync, j.base, j.error
-        r["nextsync"] = j.next_sync
+        r["nextsync"], r["syncbytes"] = j.next_sync, j.last_bytes
     return rows

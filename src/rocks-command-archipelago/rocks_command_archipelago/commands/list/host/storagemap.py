@@ -1,6 +1,7 @@
 """rocks list host storagemap NAS
 
-Every volume on NAS with its mapping: state, compute node, device, since when."""
+Every volume on NAS with its mapping: state, compute node, device, since when; for
+img_sync mappings the copy's progress, the last sync and its bytes on the wire."""
 from ....command import Command as Base
 from ....command import host
 from ....output import Output, age, size
@@ -14,10 +15,10 @@ class Command(Base):
         rows = [[a["nas"], m["volume"], m["pool"], size(m["size"]), m["remotehost"],
                  m["remotepool"], m["state"], m["device"], age(m["since"]), m["sync"],
                  m["uri"], _pct(m.get("copied")), age(m["lastsync"]) if m.get("lastsync")
-                 else None]
+                 else None, m.get("syncbytes")]
                 for m in r["mappings"]]
         return Output(["nas", "volume", "pool", "size", "remotehost", "remotepool", "state",
-                       "device", "since", "sync", "uri", "copied", "lastsync"], rows,
+                       "device", "since", "sync", "uri", "copied", "lastsync", "syncbytes"], rows,
                       "no volumes")
 
 
