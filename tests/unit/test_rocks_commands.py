@@ -112,3 +112,19 @@ def test_every_design_command_is_registered():
 def test_output_table_alignment():
     out = Output(["a", "long-name"], [["x", None], ["yyyy", True]]).as_table()
     assert out.splitlines() == ["A    LONG-NAME", "x    -", "yyyy yes"]
+
+
+def test_set_storagemap_img_sync_is_checked_against_the_live_mapping(rocks):
+    rocks("add", "host", "storagemap", "nas-0-0", "pool", "v1", "compute-0-0", "1G")
+    # the same value: nothing to do; frequency is set with it
+    out = json.loads(rocks("set", "host", "storagemap", "nas-0-0", "v1", "img_sync=false",
+                           "frequency=60", "output-format=json"))
+    assert out[0]["frequency"] == "60"
+    with pytest.raises(errors.Unsupported, match="unmap it .* map it again with "
+                                                 "img_sync=true"):
+        rocks("set", "host", "storagemap", "nas-0-0", "v1", "img_sync=true")
+    rocks("remove", "host", "storagemap", "nas-0-0", "v1")
+    with pytest.raises(errors.InvalidArgument, match="is not mapped; img_sync is chosen"):
+        rocks("set", "host", "storagemap", "nas-0-0", "v1", "img_sync=true")
+    with pytest.raises(errors.NotFound, match="no volume v9"):
+        rocks("set", "host", "storagemap", "nas-0-0", "v9", "img_sync=true")

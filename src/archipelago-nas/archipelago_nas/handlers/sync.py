@@ -4,7 +4,7 @@ from archipelago.errors import Busy, InvalidArgument
 from archipelago.names import validate_name
 
 from ..models import Mapping
-from ..states import MAPPED_LOCAL
+from ..states import MAPPED_LOCAL, SYNCING_TO_HOST
 from ..sync import flow
 
 FIELDS = {"volume": Field(str, check=validate_name)}
@@ -15,7 +15,9 @@ def handle(ctx, f):
     m = s.get(Mapping, name)
     if m is None or not m.sync:
         raise InvalidArgument(f"volume {name} is not mapped with img_sync")
-    if m.state != MAPPED_LOCAL:
-        raise Busy(f"volume {name} is {m.state}; a sync can start once it is mapped-local")
-    flow.start_sync(ctx, m, flow.job_row(s, name), kind="periodic")
+    job = flow.job_row(s, name)
+    if m.state not in (MAPPED_LOCAL, SYNCING_TO_HOST) or job.request_id is not None:
+        raise Busy(f"volume {name} is {m.state}"
+                   f"{' with a sync in flight' if job.request_id else ''}; retry later")
+    flow.start_sync(ctx, m, job, kind="periodic")
     return {"volume": name, "remotehost": m.remotehost, "state": m.state}

@@ -1,8 +1,11 @@
 """rocks set host storagemap NAS VOLUME [remotehost=H] [img_sync=B] [frequency=S]
 [uploadspeed=R] [downloadspeed=R]
 
-frequency/uploadspeed/downloadspeed set the volume's sync attributes. A new
-remotehost (migration) and img_sync come with the sync and migration features."""
+frequency/uploadspeed/downloadspeed set the volume's sync attributes (frequency
+applies from the next period). img_sync= is checked against the live mapping: the
+same value is a no-op, switching a live mapping is refused (unmap and map again;
+see archipelago_nas/handlers/set_volume_attrs.py). A new remotehost (migration)
+comes with the migration feature."""
 from archipelago.errors import InvalidArgument, Unsupported
 
 from ....command import Command as Base
@@ -19,13 +22,13 @@ class Command(Base):
     def run(self, a, p):
         if p["remotehost"] is not None:
             raise Unsupported("remotehost= (migrating a mapping) is not implemented yet")
-        if p["img_sync"] is not None:
-            raise Unsupported("img_sync= (local replicas) is not implemented yet")
         attrs = {k: p[k] for k in ("frequency", "uploadspeed", "downloadspeed")
                  if p[k] is not None}
-        if not attrs:
-            raise InvalidArgument("nothing to set: give frequency=, uploadspeed= or "
-                                  "downloadspeed=")
-        r = self.call(a["nas"], "set_volume_attrs", p, volume=a["volume"], attrs=attrs)
+        if not attrs and p["img_sync"] is None:
+            raise InvalidArgument("nothing to set: give img_sync=, frequency=, uploadspeed= "
+                                  "or downloadspeed=")
+        extra = {"sync": p["img_sync"]} if p["img_sync"] is not None else {}
+        r = self.call(a["nas"], "set_volume_attrs", p, volume=a["volume"], attrs=attrs,
+                      **extra)
         return Output(["nas", "volume", *r["attrs"]], [[a["nas"], a["volume"],
                                                         *r["attrs"].values()]])
