@@ -160,6 +160,19 @@ class Volume:
                         flags=P.XF_FUA if fua else 0)
         return len(data)
 
+    def prepare(self, ranges, whole=False):
+        """Make the map ready for writes of [(offset, length), ...] with one group
+        commit in mapperd (the writes that follow skip the per-write map update).
+        `whole`: every byte of the ranges will be written, and written again after a
+        crash (a sync commit); fully covered chunks are then not copied up."""
+        if self.readonly:
+            raise ReadOnly(f"{self.name} is read-only")
+        if ranges:
+            # Idempotent (a second run finds the map ready): rides out restarts too.
+            retrying(self.client.retry_for, self.client._call, "map_write_batch",
+                     self.name, ranges=[[int(o), int(n)] for o, n in ranges],
+                     whole=bool(whole))
+
     def flush(self):
         """Make every completed write durable (drains this node's writes to the volume)."""
         if not self.readonly:

@@ -7,10 +7,13 @@ before mapperd answers.
 
 Every request is a call (envelope); the method names are the engine's:
   create clone snapshot remove resize rename list info hash diff du gc
-  open close lock unlock map_read map_write flush
+  open close lock unlock map_read map_write map_write_batch flush
 MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
-(null object = reads as zeros). The engine's lock owner is "NODE:ROLE", so all
-clients of one node share the node's lock, as in the original archipelago.
+(null object = reads as zeros). map_write_batch (ranges [[offset, length], ...],
+whole) is MAPW of many ranges with one group commit (volume/batch.py) and replies
+{"epoch": E, "extents": [[[object, offset, length], ...] per range]}. The engine's
+lock owner is "NODE:ROLE", so all clients of one node share the node's lock, as in
+the original archipelago.
 """
 import contextlib
 import errno
@@ -53,7 +56,7 @@ OPS = {
     "list": P.X_INFO, "info": P.X_INFO, "hash": P.X_HASH, "diff": P.X_INFO,
     "du": P.X_INFO, "gc": P.X_DELETE, "open": P.X_OPEN, "close": P.X_CLOSE,
     "lock": P.X_ACQUIRE, "unlock": P.X_RELEASE, "map_read": P.X_MAPR,
-    "map_write": P.X_MAPW, "flush": P.X_FLUSH, "geometry": P.X_INFO,
+    "map_write": P.X_MAPW, "map_write_batch": P.X_MAPW, "flush": P.X_FLUSH, "geometry": P.X_INFO,
 }
 
 
@@ -201,6 +204,12 @@ class Mapperd:
 
     def c_map_write(self, name, offset, length):
         return extents_json(*self.eng.map_write(name, offset, length))
+
+    def c_map_write_batch(self, name, ranges, whole=False):
+        epoch, per_range = self.eng.map_write_batch(name, ranges, bool(whole))
+        return {"epoch": epoch,
+                "extents": [[[e.obj, e.obj_offset, e.length] for e in exts]
+                            for exts in per_range]}
 
     def c_flush(self, name):
         self.eng.flush(name)

@@ -27,6 +27,10 @@ class EngineVolume:
     def pwrite(self, data, offset, fua=False):
         return self.eng.write(self.name, offset, bytes(data), fua=fua)
 
+    def prepare(self, ranges, whole=False):
+        if ranges:
+            self.eng.map_write_batch(self.name, ranges, whole)
+
     def flush(self):
         self.eng.flush(self.name)
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 PIECE = F.MAX_PAYLOAD       # bytes per read / per D record at most
 ZERO_GRAIN = 64 << 10       # zero detection granularity inside a piece
-DEPTH = 4                   # reads in flight
+DEPTH = 16                  # reads in flight
 MAP_WINDOW = 1 << 30        # bytes of map asked for at once (full streams)
 _ZEROS = memoryview(bytes(PIECE))
 

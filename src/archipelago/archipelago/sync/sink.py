@@ -17,19 +17,23 @@ from ..errors import BackendError
 from . import format as F
 
 DEPTH = 4
+COMMIT_DEPTH = 16           # writes in flight while a spool is applied
+GROUP_BYTES = 64 << 20      # a group of records whose map updates commit together
+GROUP_RANGES = 1024
 _ZEROS = memoryview(bytes(F.MAX_PAYLOAD))
 
 
 class _Writes:
     """Volume writes, at most DEPTH in flight."""
 
-    def __init__(self, vol):
+    def __init__(self, vol, depth=DEPTH):
         self.vol = vol
-        self.pool = ThreadPoolExecutor(DEPTH)
+        self.depth = depth
+        self.pool = ThreadPoolExecutor(depth)
         self.inflight = deque()
 
     def submit(self, fn, *args):
-        while len(self.inflight) >= DEPTH:
+        while len(self.inflight) >= self.depth:
             self.inflight.popleft().result()
         self.inflight.append(self.pool.submit(fn, *args))
 
@@ -114,10 +118,35 @@ class SpoolSink:
             self.f.close()
 
 
+def _prepare(vol, group):
+    """One group commit of the map updates for the writes in `group` (a sync commit
+    writes every byte of them, and writes them again if it is interrupted)."""
+    prepare = getattr(vol, "prepare", None)
+    if prepare is not None:
+        prepare([(off, n) for off, n, _ in group], whole=True)
+
+
 def apply_spool(path, size, vol):
     """Write the records of spool `path` (its first `size` bytes) into Volume `vol`;
-    records re-sent after a resume from an older checkpoint simply overwrite."""
-    w = _Writes(vol)
+    records re-sent after a resume from an older checkpoint simply overwrite.
+
+    Records go in groups (GROUP_BYTES / GROUP_RANGES): the map updates of a group
+    are committed together (Volume.prepare), then its writes run COMMIT_DEPTH at a
+    time, each finding its object ready."""
+    w = _Writes(vol, COMMIT_DEPTH)
+    group, nbytes = [], 0
+
+    def flush_group():
+        nonlocal nbytes
+        _prepare(vol, group)
+        for off, n, payload in group:
+            if payload is None:
+                w.submit(vol.pwrite, _ZEROS[:n], off)
+            else:
+                w.submit(vol.pwrite, payload, off)
+        group.clear()
+        nbytes = 0
+
     try:
         with _io(path), open(path, "rb") as f:
             r = F.Reader(f)
@@ -126,9 +155,18 @@ def apply_spool(path, size, vol):
                 r.seq = None                 # a resume may restart the numbering
                 rec = r.next()
                 if rec.type == F.DATA:
-                    w.data(rec.offset, rec.payload)
+                    group.append((rec.offset, rec.length, bytes(rec.payload)))
                 elif rec.type == F.ZERO:
-                    w.zero(rec.offset, rec.length)
+                    end = rec.offset + rec.length
+                    group.extend((o, min(F.MAX_PAYLOAD, end - o), None)
+                                 for o in range(rec.offset, end, F.MAX_PAYLOAD))
+                else:
+                    continue
+                nbytes += rec.length
+                if nbytes >= GROUP_BYTES or len(group) >= GROUP_RANGES:
+                    flush_group()
+        if group:
+            flush_group()
         w.drain()
         vol.flush()
     finally:

@@ -433,6 +433,41 @@ class VolumeEngine:
                 self._reload(st, e)
                 raise
 
+    def map_write_batch(self, name, ranges, whole=False):
+        """map_write of many (offset, length) ranges with one group commit (batch.py;
+        `whole`: the caller overwrites every byte and reruns after a crash).
+        Returns (epoch, [[Extent, ...] per range])."""
+        from .batch import BATCH_MAX, map_write_batch
+        ranges = [(int(o), int(n)) for o, n in ranges]
+        if len(ranges) > BATCH_MAX:
+            raise InvalidArgument(f"{len(ranges)} ranges in one batch (at most {BATCH_MAX})")
+        st = self._writable(name)
+        with st.lock:
+            self._check(st, name)
+            for off, n in ranges:
+                check_range(off, n, st.hdr["size"], name)
+            st.trim(self.private_nodes)
+            try:
+                return st.hdr["epoch"], map_write_batch(st, self.store, ranges, whole)
+            except BaseException as e:
+                self._reload(st, e)
+                raise
+
+    def write_batch(self, name, items, whole=False):
+        """write() of many (offset, data) with one group commit of their map updates
+        (in-process clients; the peers' path is map_write_batch, then the writes)."""
+        items = [(off, memoryview(data).cast("B")) for off, data in items]
+        st = self._writable(name)
+        with st.lock:             # as write(): no snapshot between map and data
+            _, extents = self.map_write_batch(name, [(o, len(d)) for o, d in items],
+                                              whole)
+            for (_, data), exts in zip(items, extents, strict=True):
+                pos = 0
+                for ext in exts:
+                    self.store.write(ext.obj, ext.obj_offset, data[pos:pos + ext.length],
+                                     lease=st.lease)
+                    pos += ext.length
+
     def _map_write_locked(self, st, offset, length):
         st.trim(self.private_nodes)
         osize, gen = st.hdr["object_size"], st.hdr["gen"]

@@ -75,14 +75,19 @@ def needs_update(entry, mask, private):
 class CopyUp:
     """The data movement of a copy-up, done through the store with the volume lease."""
 
-    def __init__(self, store, lease, object_size):
+    def __init__(self, store, lease, object_size, fua=True):
         self.store, self.lease, self.object_size = store, lease, object_size
         self.cs = fmt.chunk_size(object_size)
         self.full = fmt.full_bitmap(object_size)
+        # fua=False: the caller flushes the store before the map names the copies
+        # (group commit, batch.py); `copied` says whether there is anything to flush.
+        self.fua = fua
+        self.copied = False
 
-    def _copy_chunks(self, entry, mask):
-        """Copy the chunks of `mask` not yet in own from base into own, durably."""
-        missing = mask & ~entry.own_bm
+    def _copy_chunks(self, entry, mask, skip=0):
+        """Copy the chunks of `mask` not yet in own from base into own, durably (or
+        for the caller's flush); chunks in `skip` the caller overwrites whole."""
+        missing = mask & ~entry.own_bm & ~skip
         base, own = entry.base_name(), entry.own_name()
         pending = None                  # the last chunk is written with FUA: one sync
         c = 0
@@ -95,7 +100,8 @@ class CopyUp:
                     pending = (c * self.cs, data)
             c += 1
         if pending is not None:
-            self.store.write(own, pending[0], pending[1], fua=True, lease=self.lease)
+            self.store.write(own, pending[0], pending[1], fua=self.fua, lease=self.lease)
+            self.copied = True
         entry.own_bm |= mask
         if entry.own_bm & self.full == self.full:
             # own now holds the whole object: drop the base (one reference less).
@@ -103,8 +109,9 @@ class CopyUp:
             entry.base = b""
             entry.own_bm = self.full
 
-    def prepare(self, entry, mask, gen, private):
-        """The new entry for a write of the chunks in `mask`; data copied already."""
+    def prepare(self, entry, mask, gen, private, skip=0):
+        """The new entry for a write of the chunks in `mask`; data copied already
+        (except the chunks in `skip`, which the caller overwrites whole)."""
         if entry is None or entry.zero:
             # Never written: a fresh object; holes read as zeros, nothing to copy.
             return Entry(OWN, gen, new_uid(), own_bm=mask, dirty_bm=mask)
@@ -112,7 +119,7 @@ class CopyUp:
             new = Entry(entry.flags, entry.gen, entry.own, entry.base, entry.src,
                         entry.own_bm, entry.dirty_bm | mask)
             if new.flags & BASE:
-                self._copy_chunks(new, mask)
+                self._copy_chunks(new, mask, skip)
             else:
                 new.own_bm |= mask
             return new
@@ -126,5 +133,5 @@ class CopyUp:
             # A self-contained object becomes the base; nothing is copied up front.
             new = Entry(OWN | BASE | (BASE_CONTENT if entry.flags & OWN_CONTENT else 0),
                         gen, new_uid(), entry.own, src, 0, mask)
-        self._copy_chunks(new, mask)
+        self._copy_chunks(new, mask, skip)
         return new
