@@ -2,10 +2,12 @@
 
 compute-6-0 copies only on first read/write ([replica] fetch = paused), so reads of
 regions not yet copied are tested deterministically; compute-6-1 copies in the
-background. Data written through the compute node's device must come back
-byte-identical from the NAS after unmap, also when a daemon is killed mid-sync."""
+background; compute-6-2 sends its streams through ssh (a private sshd). Data
+written through the compute node's device must come back byte-identical from the
+NAS after unmap, also when a daemon is killed mid-sync."""
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -13,12 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+import sshd as private_sshd
+from conftest import require_service
 
 from archipelago.nbd.client import Client
 
 pytest_plugins = ["rabbitmq"]
 pytestmark = pytest.mark.rabbitmq
-NAS, C0, C1 = "nas-6-0", "compute-6-0", "compute-6-1"
+NAS, C0, C1, C2 = "nas-6-0", "compute-6-0", "compute-6-1", "compute-6-2"
 SIZE = 64 << 20
 MiB = 1 << 20
 
@@ -38,12 +42,15 @@ def cl(rabbitmq, tmp_path_factory):
     secret.write_text("s3cret-for-the-sync-tests-0123456789\n")
     secret.chmod(0o600)
     common = f"\n[sync]\nauth_token_file = {secret}\n"
+    sshd = private_sshd.PrivateSshd(d / "sshd")
     extra = {NAS: common + f"listen = 127.0.0.1:{_free_port()}\n",
              C0: common + "\n[replica]\nfetch = paused\nchunk = 1M\n",
-             C1: common + "\n[replica]\nchunk = 1M\n"}
-    c = Cluster(d, nas=NAS, computes=(C0, C1), volumes="engine", attacher=best_attacher(),
-                map_timeout=20, extra=extra)
+             C1: common + "\n[replica]\nchunk = 1M\n",
+             C2: common + f"transport = ssh\nssh_command = {shlex.join(sshd.command)}\n"}
+    c = Cluster(d, nas=NAS, computes=(C0, C1, C2), volumes="engine",
+                attacher=best_attacher(), map_timeout=20, extra=extra)
     c.url = rabbitmq.url
+    c.sshd = sshd.start() if private_sshd.available() else None
     try:
         for name, _ in c.nodes():
             c.start_node(name, wait=False)
@@ -56,6 +63,7 @@ def cl(rabbitmq, tmp_path_factory):
                 c.kill_node(name)
             if role == "compute":
                 c.detach_all(name)
+        sshd.stop()
 
 
 def js(cl, *words):
@@ -251,3 +259,21 @@ def test_clean_drops_the_replica_of_a_live_node(cl):
     io(r["device"], 0, b"y" * 4096)
     js(cl, "remove", "host", "storagemap", NAS, "sv6")
     assert nas_image(cl, "sv6")[:4096] == b"y" * 4096
+
+
+def test_sync_over_ssh(cl):
+    """[sync] transport = ssh: the stream reaches the NAS's receiver through ssh -W."""
+    require_service(cl.sshd is not None, "root and openssh-server (a private sshd)")
+
+    def logins():
+        return (cl.sshd.dir / "sshd.log").read_text().count("Accepted publickey")
+    before = logins()
+    expect = bytearray(SIZE)
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv8", C2, "64M", "img_sync=true")
+    data = os.urandom(3 * MiB)
+    io(r["device"], 7 * MiB, data)
+    apply(expect, 7 * MiB, data)
+    js(cl, "remove", "host", "storagemap", NAS, "sv8")
+    assert row(cl, "sv8")["state"] == "unmapped"
+    assert logins() > before                       # it went through the private sshd
+    assert nas_image(cl, "sv8") == bytes(expect)

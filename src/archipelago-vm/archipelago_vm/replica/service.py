@@ -258,11 +258,7 @@ class ReplicaService:
                         self._save()
             elif not _resumes(token, snap):
                 token = None
-            if self.sync_cfg.transport != "tcp":
-                raise Unsupported(f"[sync] transport = {self.sync_cfg.transport}: the "
-                                  "daemons sync over tcp only (the NAS receives into its "
-                                  "own engine); set transport = tcp on this node")
-            tr = sync_transport.get("tcp")
+            tr = self._transport()
             kw = {"from_snap": entry["base"], "rate": rate}
             if token:
                 kw = {"resume": token, "rate": rate}
@@ -288,6 +284,19 @@ class ReplicaService:
                      sent.get("data_bytes"), sent.get("wire_bytes"))
             return {"snapshot": snap, "bytes": int(sent.get("wire_bytes") or 0),
                     "seconds": round(time.time() - started, 3)}
+
+    def _transport(self):
+        """How streams reach the NAS's receiver ([sync] transport): tcp, or the same
+        protocol through `ssh -W` (encrypted; ssh_command says how to log in)."""
+        name = self.sync_cfg.transport
+        if name == "tcp":
+            return sync_transport.get("tcp")
+        if name == "ssh":
+            return _Tunnel(sync_transport.get("ssh"))
+        raise Unsupported(f"[sync] transport = {name}: the daemons sync over tcp or ssh "
+                          "(the NAS receives into its own engine, not through `vlmc "
+                          "receive`; bbcp is not packaged on Debian); set transport = tcp "
+                          "or ssh on this node")
 
     def sync_retrying(self, volume, rate=None, token=None, attempts=6):
         """sync(), again after a failure (the NAS restarting, a cut link), resuming
@@ -325,6 +334,16 @@ class ReplicaClient(EngineClient):
         vol, base = split_snapshot(from_spec)
         clipped = self.clip(vol, base, ranges) if base else None
         return ranges if clipped is None else clipped
+
+
+class _Tunnel:
+    """The ssh transport as the daemons use it: a tunnel to the NAS's TCP receiver."""
+
+    def __init__(self, ssh):
+        self.ssh = ssh
+
+    def connect(self, dest, volume, settings, force=False, limit=None):
+        return self.ssh.tunnel(dest, volume, settings)
 
 
 class SyncFailed(ArchipelagoError):

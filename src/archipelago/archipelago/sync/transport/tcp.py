@@ -159,14 +159,18 @@ class _SockWriter:
 
 
 class TcpChannel(Channel):
-    def __init__(self, dest, volume, settings, secret):
+    """A stream to a tcp.serve receiver: over a new TCP connection to `dest`, or over
+    `sock`, a socket already connected to one (the ssh transport's tunnel)."""
+
+    def __init__(self, dest, volume, settings, secret, sock=None):
         host, port = parse_hostport(dest, settings.port, "destination")
         try:
-            self.sock = socket.create_connection((host, port),
-                                                 timeout=settings.connect_timeout)
+            self.sock = sock or socket.create_connection((host, port),
+                                                         timeout=settings.connect_timeout)
         except OSError as e:
             raise Unavailable(f"cannot connect to {host}:{port}: {e.strerror or e}") \
                 from None
+        self.sock.settimeout(settings.connect_timeout)
         try:
             greet = _readline(self.sock)
             if not greet.startswith(GREETING.decode() + " "):
