@@ -15,10 +15,11 @@ Also: the peak RSS of our nbdd and its RSS per idle connection, and the time
 of several runs.
 Also two volume targets on a real node (segment, peer processes, FileStore on
 the same disk; --no-volume skips them; --datapath picks one):
-  "vol-peers": archipelago-nbdd with [nbd] datapath = peers (nbdd -> vlmcd ->
+  "vol-peers": `archipelago start` with [nbd] datapath = peers (nbdd -> vlmcd ->
                mapperd/blockerb peers over xseg; the original layout);
-  "vol-coloc": archipelago-nbdd with [nbd] datapath = colocated (nbdd serves the
-               vlmcd role itself, object I/O on its own FileStore; nbd/colocated.py).
+  "vol-coloc": `archipelago start` with [nbd] datapath = colocated, the default
+               (nbdd is the vlmcd role's process, object I/O on its own FileStore;
+               nbd/colocated.py).
 Each volume is filled first (1M writes), as the raw file is.
 --extra adds more targets by URI (e.g. a node's nbdd) to the table.
 """
@@ -70,50 +71,42 @@ def start_nbdkit(work, file):
 
 
 class _NodeNbdd:
-    """archipelago-nbdd of a real node; stop() ends nbdd, then the node's peers."""
+    """The nbdd of a real node (`archipelago start` runs it); stop() stops the node."""
 
-    def __init__(self, proc, node):
-        self.proc, self.node = proc, node
-        self.pid, self.args = proc.pid, proc.args
+    def __init__(self, node):
+        self.node = node
+        self.pid = node.pid("nbdd")
+        self.args = ["archipelago-nbdd"]
 
     def poll(self):
-        return self.proc.poll()
+        return None if Path(f"/proc/{self.pid}").exists() else 0
 
     def terminate(self):
-        self.proc.terminate()
+        self.node.stop()
 
-    def kill(self):
-        self.proc.kill()
+    kill = terminate
 
     def wait(self, timeout=None):
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.returncode is not None:
-                self.node.stop()
+        return 0
 
 
 def start_node_volume(work, size, datapath):
-    """A node (peers on a segment, FileStore under `work`) and its archipelago-nbdd
-    with [nbd] datapath = `datapath`, serving volume vm1 of `size` bytes, filled."""
+    """A node started by `archipelago start` with [nbd] datapath = `datapath` (peers on
+    a segment, FileStore under `work`, nbdd on a Unix socket), serving volume vm1 of
+    `size` bytes, filled."""
     sys.path.insert(0, str(ROOT / "tests" / "lib"))
-    from archipelago_node import ROLES, Node
+    from archipelago_node import Node
     sock = work / f"vol-{datapath}.sock"
     node = Node(work, f"node-{datapath}", shared=work / f"shared-{datapath}",
                 settings={"nbd": {"datapath": datapath, "listen": f"unix:{sock}"},
                           "XSEG": {"segment_size": 256}})
     try:
-        for role in ROLES:
-            if datapath == "peers" or role != "vlmcd":   # co-located: nbdd is vlmcd
-                node.start(role)
-        proc = subprocess.Popen([sys.executable, "-m", "archipelago.nbd", "-c", str(node.conf)],
-                                env=node.env())
-        wait_for(sock, proc)
+        node.start()
         node.vlmc("create", "vm1", "--size", f"{size >> 20}M")
+        srv = _NodeNbdd(node)
     except BaseException:
         node.stop()
         raise
-    srv = _NodeNbdd(proc, node)
     uri = f"nbd+unix:///vm1?socket={sock}"
     try:
         subprocess.run(["fio", "--name=fill", "--ioengine=nbd", f"--uri={uri}", "--rw=write",

@@ -119,6 +119,73 @@ def test_datapath_setting():
     cfg = config.from_text("[nbd]\ndatapath = colocated\n")
     cfg.check(config.NODE, NBD)
     assert cfg.section(NBD).datapath == "colocated"
-    assert config.from_text("").section(NBD).datapath == "peers"
+    assert config.from_text("").section(NBD).datapath == "colocated"     # the default
     with pytest.raises(ArchipelagoError, match="datapath"):
         config.from_text("[nbd]\ndatapath = fast\n").check(config.NODE, NBD)
+
+
+class Recording(MemoryStore):
+    """A MemoryStore that records which writes asked for FUA and every flush."""
+
+    def __init__(self):
+        super().__init__()
+        self.fua, self.flushes = [], 0
+
+    def write(self, name, offset, data, *, fua=False, lease=None):
+        if fua:
+            self.fua.append(name)
+        return super().write(name, offset, data, fua=fua, lease=lease)
+
+    def flush(self):
+        self.flushes += 1
+        return super().flush()
+
+
+def test_fua_write_syncs_its_objects_not_the_volume():
+    store = Recording()
+    prov, c = local(store)
+    c.create("vm1", 16 * MiB)
+    with serve(providers=[prov]) as srv, Client.connect_uri(srv.uri("vm1")) as n:
+        n.go()
+        n.write(0, b"a" * 4096)
+        flushes = store.flushes
+        # across an object boundary: two objects, each written with FUA
+        assert n.request(proto.CMD_WRITE, 4 * MiB - 2048, 4096, data=b"b" * 4096,
+                         flags=proto.CMD_FLAG_FUA) == 0
+        assert len(store.fua) == 2 and len(set(store.fua)) == 2
+        assert store.flushes == flushes                  # no whole-store flush
+        assert n.read(4 * MiB - 2048, 4096) == b"b" * 4096
+        n.flush()
+        assert store.flushes > flushes                   # FLUSH still flushes
+
+
+def test_reads_confirm_the_cache_in_the_background():
+    """A read hit on a cache past half its TTL is served from the cache and starts
+    one MAPR in the background that confirms the epoch (no read waits for it)."""
+    prov, c = local(MemoryStore())
+    c.create("vm1", 8 * MiB)
+    b = prov.open("vm1", None)
+    vd = prov.vlmcd
+    vd.ttl = 1000.0
+    b.pwrite(b"x" * MiB, 0)
+    v = vd.enter("vm1")
+    v.leave()
+    calls, mcall, gate = [], vd.mcall, threading.Event()
+
+    def held(method, target="", **args):       # the confirmation waits for the gate
+        calls.append(method)
+        gate.wait(30)
+        return mcall(method, target, **args)
+    vd.mcall = held
+    old = v.cache.confirmed = v.cache.seen = time.monotonic() - 600   # past TTL/2
+    buf = bytearray(4096)
+    for _ in range(3):
+        b.pread(memoryview(buf), 8192)             # served while the MAPR is held
+        assert buf == b"x" * 4096
+    assert v.refreshing
+    gate.set()
+    deadline = time.monotonic() + 30
+    while v.refreshing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == ["map_read"]                   # one confirmation, not one per read
+    assert v.cache.seen > old

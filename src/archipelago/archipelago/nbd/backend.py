@@ -45,6 +45,9 @@ class Backend(abc.ABC):
         """Write the bytes-like `buf` at `offset` (need not be durable until flush)."""
         raise ReadOnly("backend is read-only")
 
+    # Optional: pwrite_fua(buf, offset) -- a write that is durable when it returns
+    # (NBD's FUA). Without it, a FUA write is pwrite followed by flush().
+
     def flush(self):
         """Make every completed write durable (all connections; see CAN_MULTI_CONN)."""
         return None

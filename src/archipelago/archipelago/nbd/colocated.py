@@ -30,6 +30,7 @@ log and stop as the role). vlmcd stays in `[PEERS] ROLES` (clients find its
 port there). If vlmcd's port is already bound, nbdd refuses to start and says so.
 """
 import contextlib
+import functools
 import logging
 import threading
 
@@ -122,9 +123,10 @@ class ColocatedBackend(Backend):
     """One volume or snapshot, served by the in-process vlmcd.
 
     A request whose extents are all on the in-process store takes vlmcd's own
-    steps without its transport: enter the volume (waits while it is frozen;
-    counted for the next freeze), vlmcd's map_read/map_write (its cache, or
-    MAPR/MAPW to mapperd), the object I/O on the store, leave. Anything else
+    steps (its public enter/map_read/map_write/cached) without its transport:
+    enter the volume (waits while it is frozen; counted for the next freeze),
+    map the range (vlmcd's cache, or MAPR/MAPW to mapperd), the object I/O on the
+    store, leave. Anything else
     (no direct store: memd) is vlmcd.read/write itself."""
 
     def __init__(self, vlmcd, spec, size, readonly, parallel):
@@ -147,7 +149,7 @@ class ColocatedBackend(Backend):
         if store is None:
             vd.read(Request(P.X_READ, self.spec, offset, len(buf), 0, buf))
             return
-        v = vd._entered(self.vol)
+        v = vd.enter(self.vol)
         try:
             ext = vd.map_read(v, self.spec, offset, len(buf))
             if len(ext) == 1 and ext[0][0] is not None:
@@ -166,35 +168,38 @@ class ColocatedBackend(Backend):
             v.leave()
 
     def pwrite(self, buf, offset):
+        self._write(buf, offset, False)
+
+    def pwrite_fua(self, buf, offset):
+        """A FUA write: durable when it returns. The MAPW that mapped it committed
+        the map change already, so only the objects written need syncing (a
+        fdatasync each), not the whole volume frozen and flushed."""
+        self._write(buf, offset, True)
+
+    def _write(self, buf, offset, fua):
         store, vd = self.store, self.vlmcd
         n = len(buf)
         if store is None:
-            vd.write(Request(P.X_WRITE, self.spec, offset, n, 0, memoryview(buf), n))
+            vd.write(Request(P.X_WRITE, self.spec, offset, n, P.XF_FUA if fua else 0,
+                             memoryview(buf), n))
             return
-        v = vd._entered(self.spec)
+        v = vd.enter(self.spec)
         try:
             ext = vd.map_write(v, self.spec, offset, n)
             if any(obj is None for obj, _, _ in ext):
                 raise BackendError(f"mapperd mapped a write of {self.spec} to no object")
             if len(ext) == 1:
-                store.write(ext[0][0], ext[0][1], buf)
+                store.write(ext[0][0], ext[0][1], buf, fua=fua)
                 return
             view, jobs, pos = memoryview(buf), [], 0
             for obj, ooff, k in ext:
                 jobs.append((obj, ooff, view[pos:pos + k]))
                 pos += k
-            self._run(store.write, store.aio_write if self.aio else None, jobs)
+            write = functools.partial(store.write, fua=fua)
+            aio = (functools.partial(store.aio_write, fua=fua) if self.aio else None)
+            self._run(write, aio, jobs)
         finally:
             v.leave()
-
-    def _cached(self, v, offset, length, write):
-        """vlmcd's cached mapping of the range (its map_read/map_write fast path), or
-        None when it would ask mapperd: the asynchronous path never waits for a round
-        trip on the connection's loop; a miss goes to a worker thread instead."""
-        c = v.cache
-        if c is None or "@" in self.spec:
-            return None
-        return c.lookup(offset, length, self.vlmcd.ttl, write=write)
 
     def submit_pread(self, buf, offset, done):
         """Asynchronous READ (transmission's optional hook) on a store with aio: a
@@ -211,9 +216,11 @@ class ColocatedBackend(Backend):
     def _submit(self, spec, buf, offset, done, write):
         if not self.aio:
             return False
-        v = self.vlmcd._entered(spec)
+        v = self.vlmcd.enter(spec)
         try:
-            ext = self._cached(v, offset, len(buf), write)
+            # vlmcd's cached mapping only: the asynchronous path never waits for a
+            # round trip on the connection's loop; a miss goes to a worker instead
+            ext = self.vlmcd.cached(v, self.spec, offset, len(buf), write)
             if ext is None or len(ext) != 1 or ext[0][0] is None:
                 v.leave()
                 return False

@@ -22,6 +22,7 @@ inside the lease TTL.
 """
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 from .. import config as C
@@ -70,6 +71,7 @@ class _Volume:
         self.active = 0
         self.frozen = 0
         self.cache = None         # MapCache once the volume's geometry is known
+        self.refreshing = False   # a read-ahead confirmation of the cache is running
 
     def enter(self):
         with self.cond:
@@ -80,7 +82,7 @@ class _Volume:
     def leave(self):
         with self.cond:
             self.active -= 1
-            if self.active == 0:
+            if self.active == 0 and self.frozen:    # only a freeze waits for zero
                 self.cond.notify_all()
 
     def freeze(self):
@@ -125,19 +127,35 @@ class Vlmcd:
         with self._lock:
             return self._vols.get(name) is v
 
-    def _entered(self, name):
-        """The volume's state with this request counted in (waits while it is frozen).
-        Re-checked after entering: an idle entry may be dropped meanwhile, and a
-        request counted on a dropped entry would escape the next freeze."""
+    def enter(self, name):
+        """The volume's state with one request counted in (waits while it is frozen);
+        the caller calls `leave()` on it when the request is done. Public for an
+        in-process frontend (nbd/colocated.py) that does vlmcd's I/O steps itself.
+
+        Looked up and counted under vlmcd's lock, so _trim (which drops idle
+        entries under that lock) cannot drop it in between: a request counted on
+        a dropped entry would escape the next freeze."""
         while True:
-            v = self.vol(name)
-            v.enter()
+            with self._lock:
+                v = self._vols.get(name)
+                if v is None:
+                    v = self._vols[name] = _Volume()
+                    self._trim()
+                else:
+                    self._vols.move_to_end(name)
+                with v.cond:
+                    if not v.frozen:
+                        v.active += 1
+                        return v
+            v.enter()               # frozen: wait outside vlmcd's lock, then re-check
             if self._current(name, v):
                 return v
             v.leave()
 
+    _entered = enter
+
     def _frozen(self, name):
-        """The volume's state, frozen and drained (same re-check as _entered)."""
+        """The volume's state, frozen and drained (re-checked as in enter)."""
         while True:
             v = self.vol(name)
             v.freeze()
@@ -234,15 +252,40 @@ class Vlmcd:
         # Chunks this node wrote in the current epoch are in their own object (the
         # map says so since the MAPW); anything else may fall through to a base
         # object or be unwritten, which only mapperd knows.
+        ext = self.cached(v, spec, offset, length, write=False)
+        if ext is not None:
+            return ext
         c = v.cache
-        if c is not None and "@" not in spec:
-            ext = c.lookup(offset, length, self.ttl, write=False)
-            if ext is not None:
-                return ext
         r = self.retrying(self.mcall, "map_read", spec, offset=offset, length=length)
         if c is not None and "@" not in spec:
             c.saw_epoch(r["epoch"])
         return r["extents"]
+
+    def cached(self, v, spec, offset, length, write):
+        """The cached extents of the range (map_read/map_write without mapperd), or
+        None when a round trip is needed. A read hit on a cache past half its TTL
+        confirms the epoch in the background (one MAPR), so a busy volume keeps
+        its reads off mapperd instead of stalling one in every TTL on a MAPR; the
+        rule stays the same: nothing is served from a cache older than the TTL."""
+        c = v.cache
+        if c is None or "@" in spec:
+            return None
+        ext = c.lookup(offset, length, self.ttl, write=write)
+        if (ext is not None and not write and not v.refreshing
+                and time.monotonic() - max(c.confirmed, c.seen) > self.ttl / 2):
+            v.refreshing = True
+            threading.Thread(target=self._confirm, args=(v, spec, c), daemon=True,
+                             name="vlmcd-confirm").start()
+        return ext
+
+    def _confirm(self, v, spec, c):
+        try:
+            r = self.mcall("map_read", spec, offset=0, length=1)
+            c.saw_epoch(r["epoch"])
+        except ArchipelagoError as e:
+            log.debug("%s: background map confirmation failed: %s", spec, e)
+        finally:
+            v.refreshing = False
 
     # -- I/O ---------------------------------------------------------------------------
     def read(self, req):
