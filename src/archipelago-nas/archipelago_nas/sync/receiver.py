@@ -60,7 +60,8 @@ class Receiver:
     def _loop(self):
         while self.sock is not None:
             try:
-                tcp.serve(self.sock, self.secret, self.handle, once=True)
+                tcp.serve(self.sock, self.secret, self.handle, once=True,
+                          idle_timeout=self.settings.idle_timeout)
             except OSError:
                 if self.sock is None:
                     return

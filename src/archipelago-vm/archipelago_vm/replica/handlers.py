@@ -111,6 +111,8 @@ def submit(ctx, fn, reply_action, key):
     with node.replicas.lock:
         if key in running:
             running[key].append(waiter)
+            if msg.get("token"):           # the NAS's newest checkpoint: a retry resumes it
+                node.replicas.tokens[key[1]] = msg["token"]
             log.info("%s of %s is already running; answering %s too", key[0], key[1],
                      msg["request_id"])
             return

@@ -52,6 +52,7 @@ class ReplicaService:
         self.engine = VolumeEngine(store, owner=f"replica:{node.name}")
         self.client = ReplicaClient(self.engine, self._clip)   # sync over our engine
         self.trackers = {}             # volume -> written.WriteTracker
+        self.tokens = {}               # volume -> newest resume token the NAS sent
         self.pool = ThreadPoolExecutor(self.cfg.workers, thread_name_prefix="sync")
         self.table_path = self.root / "replicas.json"
         self.lock = threading.RLock()
@@ -263,12 +264,16 @@ class ReplicaService:
             if token:
                 kw = {"resume": token, "rate": rate}
             started = time.time()
-            res = sync_service.send_to(self.client, f"{volume}@{snap}", tr,
-                                       entry["sync_dest"], volume, self.sync_cfg, **kw)
-            if not res.get("ok") and token and "resume" in str(res.get("error", "")):
+            try:
                 res = sync_service.send_to(self.client, f"{volume}@{snap}", tr,
-                                           entry["sync_dest"], volume, self.sync_cfg,
-                                           from_snap=entry["base"], rate=rate)
+                                           entry["sync_dest"], volume, self.sync_cfg, **kw)
+                if not res.get("ok") and token and "resume" in str(res.get("error", "")):
+                    res = sync_service.send_to(self.client, f"{volume}@{snap}", tr,
+                                               entry["sync_dest"], volume, self.sync_cfg,
+                                               from_snap=entry["base"], rate=rate)
+            except OSError as e:          # a cut link: the NAS kept its checkpoint
+                raise SyncFailed(f"sync of {volume} to {entry['sync_dest']} broke off: "
+                                 f"{e}", token) from None
             if not res.get("ok"):
                 raise SyncFailed(f"sync of {volume} to {entry['sync_dest']} failed: "
                                  f"{res.get('error')}", res.get("token"))
@@ -302,6 +307,7 @@ class ReplicaService:
         """sync(), again after a failure (the NAS restarting, a cut link), resuming
         from the receiver's token; the last failure is raised."""
         for attempt in range(attempts):
+            token = self.tokens.pop(volume, None) or token
             try:
                 return self.sync(volume, rate=rate, token=token)
             except (SyncFailed, Unavailable) as e:

@@ -8,6 +8,8 @@
     port = 7450                  # the port `--to HOST` means when it names none
     auth_token_file = /etc/archipelago/sync.token   # shared secret of the TCP transport
     connect_timeout = 30         # seconds to connect / authenticate / wait for a result
+    idle_timeout = 300           # seconds a daemon's TCP receiver waits for more of a
+                                 # stream before it checkpoints and gives up on it
     ssh_command = ssh -o BatchMode=yes
     bbcp_command = bbcp -s 4 -w 2M
     remote_vlmc = vlmc           # the command run on the far side by ssh and bbcp
@@ -44,6 +46,9 @@ SYNC = C.Section("sync", "Send/receive streams between nodes (archipelago.sync)"
     C.Option("port", DEFAULT_PORT, C.integer(1, 65535), "default TCP port"),
     C.Option("auth_token_file", None, _optional_path, "file holding the TCP shared secret"),
     C.Option("connect_timeout", 30.0, float, "seconds to connect and authenticate"),
+    C.Option("idle_timeout", 300.0, float,
+             "seconds a daemon's TCP receiver waits for more of a stream (a cut link) "
+             "before it checkpoints it and takes the next sender"),
     C.Option("ssh_command", ["ssh", "-o", "BatchMode=yes"], shlex.split,
              "ssh command line (before the host)"),
     C.Option("bbcp_command", ["bbcp", "-s", "4", "-w", "2M"], shlex.split,
