@@ -64,3 +64,34 @@ def test_config_section_defaults_and_errors():
     wrong = config.from_text("[blockerb]\ntype = filed\n")
     with pytest.raises(ConfigError, match="not rados"):
         rados_mod.RadosStore.from_config(wrong)
+
+
+# -- rados_aio.Op: the Future subset of the native data path ---------------------------------
+def test_op_result_callbacks_and_errors():
+    import threading
+
+    from archipelago.store.rados_aio import Op
+    lock = threading.Lock()
+    op, seen = Op(lock), []
+    op.add_done_callback(lambda o: seen.append(("early", o.done())))
+    op.add_done_callback(lambda o: 1 / 0)            # logged, does not stop the others
+    op.add_done_callback(lambda o: seen.append(("second", o.result())))
+    threading.Timer(0.05, op.finish, args=(42,)).start()
+    assert op.result(timeout=30) == 42
+    assert op.exception() is None
+    op.add_done_callback(lambda o: seen.append(("late", o.result())))   # runs at once
+    assert seen == [("early", True), ("second", 42), ("late", 42)]
+    bad = Op(lock)
+    bad.finish(exc=NotFound("gone"))
+    assert isinstance(bad.exception(), NotFound)
+    with pytest.raises(NotFound):
+        bad.result()
+
+
+def test_op_result_timeout():
+    import threading
+    from concurrent.futures import TimeoutError as FutTimeout
+
+    from archipelago.store.rados_aio import Op
+    with pytest.raises(FutTimeout):
+        Op(threading.Lock()).result(timeout=0.01)

@@ -44,6 +44,7 @@ from ..errors import (
     Timeout,
     Unavailable,
 )
+from . import rados_aio
 from .base import ObjectStore, StoreInfo
 from .leasing import check_name
 from .rados_lease import FENCE_KEY, RadosLeases, gen_key
@@ -68,6 +69,9 @@ RADOS = Section("blockerb", "RADOS object store (radosd)", [
     Option("op_timeout", 30, integer(1, 3600),
            "seconds before an OSD request fails with Timeout (0 would block forever)"),
     Option("queue_depth", 64, integer(1, 4096), "RADOS requests in flight per store"),
+    Option("native_aio", True, boolean,
+           "data reads/writes through the librados C extension (src/rados-aio, built "
+           "by make build) when it is built; no: python-rados' aio (slower)"),
     Option("fence_blocklist", True, boolean,
            "blocklist a lease holder's client when its lease is broken or taken over"),
     Option("blocklist_expire", 3600, integer(60, 30 * 86400),
@@ -146,8 +150,14 @@ class _Conn:
             self.io = self._open(cfg, cfg.namespace)
             self.lio = self._open(cfg, cfg.lease_namespace or f"{cfg.namespace}.leases")
             self.addr = self.cluster.get_addrs()
+            # the fast data path: a second cluster handle (rados_aio.py), fenced with
+            # this one (both addresses go into the lease records)
+            self.aio = None
+            if cfg.native_aio and rados_aio.available():
+                self.aio = rados_aio.AioClient(cfg, cfg.namespace, _aio_failed)
+            self.addrs = (self.addr,) if self.aio is None else (self.addr, self.aio.addr)
         except BaseException:
-            self.cluster.shutdown()
+            self.close()
             raise
 
     def _open(self, cfg, namespace):
@@ -161,10 +171,16 @@ class _Conn:
         return io
 
     def close(self):
+        if getattr(self, "aio", None) is not None:
+            self.aio.close()
         for io in (getattr(self, "io", None), getattr(self, "lio", None)):
             if io is not None:
                 io.close()
         self.cluster.shutdown()
+
+
+def _aio_failed(rv, what):
+    return error(-rv, what)
 
 
 class RadosStore(RadosLeases, ObjectStore):
@@ -175,7 +191,8 @@ class RadosStore(RadosLeases, ObjectStore):
     def __init__(self, *, conf="/etc/ceph/ceph.conf", pool="archipelago", namespace="",
                  lease_namespace="",
                  cephx_id="admin", connect_timeout=30, op_timeout=30, queue_depth=64,
-                 fence_blocklist=True, blocklist_expire=3600, lease_margin=1.0):
+                 fence_blocklist=True, blocklist_expire=3600, lease_margin=1.0,
+                 native_aio=True):
         if rados is None:
             raise Unavailable("python3-rados is not installed (apt-get install python3-rados)")
         from pathlib import Path
@@ -184,7 +201,8 @@ class RadosStore(RadosLeases, ObjectStore):
             ceph_conf=Path(conf), pool=pool, namespace=namespace,
             lease_namespace=lease_namespace, cephx_id=cephx_id,
             connect_timeout=connect_timeout, op_timeout=op_timeout, queue_depth=queue_depth,
-            fence_blocklist=fence_blocklist, blocklist_expire=blocklist_expire)
+            fence_blocklist=fence_blocklist, blocklist_expire=blocklist_expire,
+            native_aio=native_aio)
         self._slots = threading.BoundedSemaphore(queue_depth)
         self._conn_lock = threading.Lock()
         self._epoch = 0
@@ -194,18 +212,24 @@ class RadosStore(RadosLeases, ObjectStore):
         self._connect()
         _OPEN.add(self)
         log.info("RADOS store on pool %s%s as client.%s (%s)", pool,
-                 f" namespace {namespace}" if namespace else "", cephx_id, self._conn.addr)
+                 f" namespace {namespace}" if namespace else "", cephx_id,
+                 ", ".join(self._conn.addrs))
 
     @classmethod
-    def from_config(cls, cfg, section="blockerb"):
+    def from_config(cls, cfg, section="blockerb", namespace=None):
+        """The store of a config section; `namespace` (a NAS volume pool) goes below
+        the section's own namespace, if any."""
         v = cfg.section(RADOS, section)
         if v.type != "rados":
             raise ConfigError(f"{cfg.source}: [{section}] type = {v.type!r}, not rados")
-        return cls(conf=v.ceph_conf, pool=v.pool, namespace=v.namespace,
+        if namespace is not None:
+            namespace = f"{v.namespace}.{namespace}" if v.namespace else namespace
+        return cls(conf=v.ceph_conf, pool=v.pool,
+                   namespace=v.namespace if namespace is None else namespace,
                    lease_namespace=v.lease_namespace, cephx_id=v.cephx_id,
                    connect_timeout=v.connect_timeout, op_timeout=v.op_timeout,
                    queue_depth=v.queue_depth, fence_blocklist=v.fence_blocklist,
-                   blocklist_expire=v.blocklist_expire)
+                   blocklist_expire=v.blocklist_expire, native_aio=v.native_aio)
 
     def __repr__(self):
         return f"RadosStore(pool={self.cfg.pool!r}, namespace={self.cfg.namespace!r})"
@@ -234,7 +258,7 @@ class RadosStore(RadosLeases, ObjectStore):
                 raise Unavailable(f"{self!r} is closed")
             old = self._conn
             if old is not None and old.dead:
-                log.warning("RADOS client %s was blocklisted; reconnecting", old.addr)
+                log.warning("RADOS client %s was blocklisted; reconnecting", ", ".join(old.addrs))
                 self._connect()
                 threading.Thread(target=old.close, daemon=True).start()
             return self._conn
@@ -304,6 +328,9 @@ class RadosStore(RadosLeases, ObjectStore):
         if not buf:
             out.set_result(0)
             return out
+        c = self.conn()
+        if c.aio is not None:
+            return self._native_read(c, name, offset, memoryview(buf).cast("B"))
         inner = self._submit(f"read {name}", lambda c, cb: c.io.aio_read(
             name, len(buf), offset, oncomplete=cb))
 
@@ -332,6 +359,8 @@ class RadosStore(RadosLeases, ObjectStore):
         _check_range(offset, len(buf))
         if not buf:
             return 0
+        if self.conn().aio is not None:     # straight into buf, no bytes copy
+            return self._native_retry(lambda c: self._native_read(c, name, offset, buf))
         try:
             data = self._sync(f"read {name}", lambda c: c.io.read(name, len(buf), offset))
         except NotFound:
@@ -343,9 +372,14 @@ class RadosStore(RadosLeases, ObjectStore):
         return len(buf)
 
     def aio_write(self, name, offset, data, *, fua=False, lease=None):
-        """A Future that completes when the write is committed by the OSDs."""
+        """A Future that completes when the write is committed by the OSDs. `data`
+        must stay unchanged until then (the native path sends it without a copy)."""
         check_name(name)
         _check_range(offset, len(data))
+        if lease is None:
+            c = self.conn()
+            if c.aio is not None:
+                return self._native_write(c, name, offset, data)
         data = bytes(data)
         if lease is None:
             return self._submit(f"write {name}", lambda c, cb: c.io.aio_write(
@@ -355,6 +389,8 @@ class RadosStore(RadosLeases, ObjectStore):
     def write(self, name, offset, data, *, fua=False, lease=None):
         check_name(name)
         _check_range(offset, len(data))
+        if lease is None and self.conn().aio is not None:
+            return self._native_retry(lambda c: self._native_write(c, name, offset, data))
         data = bytes(data)
         if lease is None:
             self._sync(f"write {name}", lambda c: c.io.write(name, data, offset))
@@ -365,6 +401,48 @@ class RadosStore(RadosLeases, ObjectStore):
     def flush(self):
         # Writes are acknowledged on commit; wait for any aio still on its way.
         self._sync("flush", lambda c: c.io.aio_flush())
+        c = self.conn()
+        if c.aio is not None:
+            c.aio.flush()
+
+    # -- the native data path (rados_aio.py) ------------------------------------------
+    def _native_read(self, c, name, offset, buf):
+        n = len(buf)
+
+        def then(rv):
+            if rv >= 0:
+                if rv < n:                  # past the end: zeros
+                    buf[rv:] = bytes(n - rv)
+                return n
+            if rv == -errno.ENOENT:
+                buf[:] = bytes(n)
+                return n
+            raise self._native_error(c, rv, f"read {name}")
+        return c.aio.read(name, offset, buf, then)
+
+    def _native_write(self, c, name, offset, data):
+        n = len(data)
+
+        def then(rv):
+            if rv < 0:
+                raise self._native_error(c, rv, f"write {name}")
+            return n
+        return c.aio.write(name, offset, data, then)
+
+    def _native_error(self, c, rv, what):
+        if rv == -errno.ESHUTDOWN:
+            self._mark_dead(c)
+        return error(-rv, what)
+
+    def _native_retry(self, start):
+        """start(conn).result(), once more on a new handle after a blocklist (the
+        synchronous reads and unleased writes, as _sync)."""
+        c = self.conn()
+        try:
+            return start(c).result()
+        except Blocklisted:
+            self._mark_dead(c)
+        return start(self.conn()).result()
 
     def stat(self, name):
         check_name(name)

@@ -7,8 +7,9 @@ read the record and its object version, apply the shared state machine
 op that asserts the version (or creates it exclusively); a lost race retries.
 
 `addrs` are the RADOS client addresses (librados instances) that may write under the
-current generation: the acquirer's, plus any other store that wrote under the lease
-(it registers itself before its first leased write). Fencing is done by the cluster:
+current generation (a store with the native data path has two, both registered): the
+acquirer's, plus any other store that wrote under the lease (it registers itself before
+its first leased write). Fencing is done by the cluster:
 
   1. when a new generation is taken (an expired holder taken over, or a lease whose
      previous holders are still registered), and on lease_break, every registered
@@ -124,7 +125,7 @@ class RadosLeases:
 
     def _fence_clients(self, c, name, addrs):
         """Blocklist every client in `addrs` but ours; wait until the OSDs know it."""
-        others = [a for a in addrs if a != c.addr]
+        others = [a for a in addrs if a not in c.addrs]
         if not others:
             return
         if not self.cfg.fence_blocklist:
@@ -170,7 +171,7 @@ class RadosLeases:
             if lease.generation != before:       # a new generation: fence the old one
                 self._fence_clients(c, name, addrs)
                 addrs = []
-            return (lease, c), _with(addrs, c.addr)
+            return (lease, c), _with(addrs, c.addrs)
         lease, c = self._update(name, change)
         self._remember(lease, c)
         return lease
@@ -178,7 +179,7 @@ class RadosLeases:
     def lease_renew(self, lease, ttl):
         def change(c, state, addrs):
             new = leasing.renew(state, lease, ttl)
-            return (new, c), _with(addrs, c.addr)
+            return (new, c), _with(addrs, c.addrs)
         new, c = self._update(lease.name, change)
         self._remember(new, c)
         return new
@@ -188,7 +189,7 @@ class RadosLeases:
             if state.owner is None:
                 return None, None
             leasing.release(state, lease)
-            return None, [a for a in addrs if a != c.addr]
+            return None, [a for a in addrs if a not in c.addrs]
         self._update(lease.name, change)
         held = self._held.get(lease.name)
         if held is not None and held.generation == lease.generation:
@@ -239,11 +240,12 @@ class RadosLeases:
     def _join(self, lease):
         def change(c, state, addrs):
             leasing.check_fence(state, lease)
-            return (state.lease(lease.name), c), (None if c.addr in addrs
-                                                  else _with(addrs, c.addr))
+            return (state.lease(lease.name), c), (None if set(c.addrs) <= set(addrs)
+                                                  else _with(addrs, c.addrs))
         current, c = self._update(lease.name, change)
         self._remember(current, c)
 
 
-def _with(addrs, addr):
-    return addrs if addr in addrs else [*addrs, addr]
+def _with(addrs, ours):
+    """addrs plus each of our client addresses (a store may have two: rados_aio.py)."""
+    return [*addrs, *(a for a in ours if a not in addrs)]

@@ -1,0 +1,65 @@
+"""Build `archipelago.store._rados_aio` (cffi, out-of-line API mode) from rados_aio.c.
+
+`make build` runs this; the extension lands beside store/rados.py (a build product,
+not in git). Without librados' headers (Debian: librados-dev) nothing is built and
+RadosStore keeps python-rados' own aio: slower, same behaviour.
+"""
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+DEST = HERE.parent / "archipelago" / "archipelago" / "store"
+HEADER = Path("/usr/include/rados/librados.h")
+
+CDEF = """
+struct ra_client;
+int ra_connect(struct ra_client **out, const char *conf, const char *id, const char *pool,
+               const char *nspace, int connect_timeout, int op_timeout, uint32_t depth);
+int ra_addrs(struct ra_client *cl, char *buf, size_t len);
+int ra_read(struct ra_client *cl, const char *oid, char *buf, size_t len, uint64_t off,
+            uint64_t tag, int force);
+int ra_write(struct ra_client *cl, const char *oid, const char *buf, size_t len,
+             uint64_t off, uint64_t tag, int force);
+int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms);
+int ra_flush(struct ra_client *cl);
+void ra_close(struct ra_client *cl);
+void ra_destroy(struct ra_client *cl);
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source("_rados_aio", '#include "rados_aio.h"')
+
+
+def main():
+    if not HEADER.exists():
+        print(f"rados-aio: {HEADER} missing (apt-get install librados-dev): not built; "
+              "RadosStore uses python-rados' aio", file=sys.stderr)
+        return 0
+    # cffi only writes the C glue; the compiler is called directly because cffi's
+    # compile() needs distutils, which breaks on Debian's jaraco next to a new
+    # setuptools (see src/libxseg/setup.py).
+    so = DEST / ("_rados_aio" + sysconfig.get_config_var("EXT_SUFFIX"))
+    with tempfile.TemporaryDirectory(prefix="rados-aio-") as tmp:
+        glue = Path(tmp) / "_rados_aio.c"
+        ffibuilder.emit_c_code(str(glue))
+        out = Path(tmp) / so.name
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-std=gnu11",
+                        "-Wno-unused-function",   # cffi's glue has helpers it may not use
+                        f"-I{sysconfig.get_paths()['include']}", f"-I{HERE}", str(glue),
+                        str(HERE / "rados_aio.c"), "-lrados", "-lpthread", "-o", str(out)],
+                       check=True)
+        for old in DEST.glob("_rados_aio.*.so"):
+            old.unlink()
+        shutil.move(str(out), str(so))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
