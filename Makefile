@@ -18,7 +18,7 @@ help:
 	@echo "  make build   compile the C parts (libxseg, its tests and benchmarks)"
 	@echo "  make test    build, then C tests, ruff and the Python test suite"
 	@echo "  make bench   run every benchmark under bench/ and print figures and ratios"
-	@echo "  make demo    set up and run a one-machine cluster scenario"
+	@echo "  make demo    set up and run a one-machine cluster scenario (RADOS=1: volumes on Ceph)"
 
 deps:
 	@tools/install-deps tools/deps-debian.txt
@@ -51,8 +51,9 @@ test: venv build test-c lint test-py
 bench: venv build
 	$(VPY) bench/run.py
 
+# RADOS=1: the NAS's volumes in a RADOS pool of a throwaway one-node Ceph (docs/rados.md)
 demo: venv build
-	$(VPY) tools/demo.py
+	$(VPY) tools/demo.py $(if $(filter-out 0,$(RADOS)),--rados)
 
 clean:
 	@for d in src/*/; do if [ -f $$d/Makefile ]; then $(MAKE) -s -C $$d clean; fi; done

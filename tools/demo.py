@@ -7,6 +7,10 @@ separate ARCHIPELAGO_RUN_DIRs, then drives them only through `rocks` commands:
 create and map volumes, write and read through the devices, list, move a volume
 between nodes, unmap, delete. Prints every step and how long it took; stops
 everything at the end (--keep leaves the cluster running, like `make up`).
+
+--rados (`make demo RADOS=1`): the same scenario with the NAS's volumes in a RADOS
+pool ([nas] store = rados) of a one-node Ceph that tools/ceph-cluster starts under
+the run dir and stops at the end.
 """
 import argparse
 import os
@@ -20,7 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster import Cluster, best_attacher, best_volumes
 
+ROOT = Path(__file__).resolve().parents[1]
+CEPH_CLUSTER = ROOT / "tools" / "ceph-cluster"
 NAS, C0, C1 = "nas-0-0", "compute-0-0", "compute-0-1"
+RADOS_POOL = "demo"
 PATTERN = b"archipelago demo block %d\n"
 
 
@@ -105,7 +112,7 @@ def _io(dev, data, length=None):
     raise SystemExit(f"no way to do I/O on {dev!r} (in-memory volumes have no data path)")
 
 
-def scenario(d, real_io):
+def scenario(d, real_io, show_store=None):
     d.rocks("list", "host", "storagenode", NAS)
     d.rocks("add", "host", "storagemap", NAS, "pool", "vm-a-disk", C0, "10G")
     d.rocks("add", "host", "storagemap", NAS, "pool", "vm-b-disk", C1, "1G")
@@ -115,6 +122,8 @@ def scenario(d, real_io):
     data = d.write("vm-a-disk") if real_io else None
     if real_io:
         d.read("vm-a-disk", data)
+    if show_store:
+        show_store()
     print("          -- what goes wrong, and how it is reported:")
     d.rocks("add", "host", "storagemap", NAS, "pool", "vm-a-disk", C1, "10G", expect_fail=True)
     d.rocks("add", "host", "storagemap", NAS, "pool", "vm-c-disk", "compute-9-9", "1G",
@@ -153,26 +162,85 @@ def images(d, run_dir):
     d.rocks("remove", "host", "storageimg", NAS, "pool", "vm-img-disk")
 
 
+class Ceph:
+    """The one-node Ceph of --rados, all state under DIR (tools/ceph-cluster)."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.env = dict(os.environ, POOL=RADOS_POOL, STORE_BYTES=str(512 << 20))
+
+    def tool(self, cmd):
+        r = subprocess.run([str(CEPH_CLUSTER), cmd, str(self.dir)], env=self.env,
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            raise SystemExit(f"ceph-cluster {cmd} failed:\n{r.stdout}{r.stderr}")
+        return r.stdout
+
+    def start(self):
+        self.tool("start")
+        return f"pool {RADOS_POOL}, {self.dir / 'ceph.conf'}"
+
+    def stop(self):
+        r = subprocess.run([str(CEPH_CLUSTER), "stop", str(self.dir)], env=self.env,
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode:       # reported, but the rest of the teardown goes on
+            print(f"          ceph-cluster stop failed:\n{r.stdout}{r.stderr}")
+
+    def nas_conf(self):
+        """Config text appended to the NAS's archipelago.conf. Cluster.write_conf
+        writes [nas] last, so the first line (no header) still belongs to [nas]."""
+        return (f"store = rados\n\n[rados]\npool = {RADOS_POOL}\n"
+                f"ceph_conf = {self.dir / 'ceph.conf'}\nop_timeout = 30\n")
+
+    def objects(self):
+        r = subprocess.run(["rados", "--conf", str(self.dir / "ceph.conf"), "-p", RADOS_POOL,
+                            "ls", "--all"], capture_output=True, text=True, timeout=60,
+                           check=True)
+        return sorted(r.stdout.split("\n"))[1:]
+
+
+def rados_objects(d, ceph):
+    objs = d.step(f"rados ls --all -p {RADOS_POOL} (the NAS's volumes are RADOS objects)",
+                  ceph.objects)
+    print(f"          {len(objs)} objects, e.g. "
+          + ", ".join(o.replace("\t", "/") for o in objs[:3]))
+    if not objs:
+        raise SystemExit("demo failed: no objects in the RADOS pool")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dir", type=Path, help="run dir (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="leave the cluster running")
+    p.add_argument("--rados", action="store_true",
+                   help="the NAS's volumes in a RADOS pool of a one-node Ceph")
     a = p.parse_args(argv)
+    if a.rados and a.keep:
+        p.error("--rados with --keep: the Ceph cluster is stopped at the end")
     run_dir = a.dir or Path(tempfile.mkdtemp(prefix="archipelago-demo-"))
     volumes, attacher = best_volumes(), best_attacher()
-    cl = Cluster(run_dir, nas=NAS, computes=(C0, C1), volumes=volumes, attacher=attacher)
+    if a.rados and volumes != "engine":
+        raise SystemExit("--rados needs the volume engine (archipelago.volume)")
+    ceph = Ceph(run_dir / "ceph") if a.rados else None
+    extra = {NAS: ceph.nas_conf()} if ceph else None
+    cl = Cluster(run_dir, nas=NAS, computes=(C0, C1), volumes=volumes, attacher=attacher,
+                 extra=extra)
     real_io = volumes == "engine"
-    print(f"one-machine cluster under {run_dir}: volumes={volumes}, attacher={attacher}")
+    print(f"one-machine cluster under {run_dir}: volumes={volumes}"
+          f"{' in RADOS' if ceph else ''}, attacher={attacher}")
     d = Demo(cl)
     t0 = time.monotonic()
     try:
+        if ceph:
+            print("          " + d.step("start a one-node Ceph (mon + memstore OSD)",
+                                        ceph.start))
         url = d.step("start a private RabbitMQ", cl.start_broker)
         print(f"          {url.rsplit('@', 1)[-1]} (user archipelago, generated password)")
         for name, _ in cl.nodes():
             d.step(f"start {cl.role(name)} daemon {name} "
                    f"(ARCHIPELAGO_RUN_DIR={run_dir / name})",
                    lambda name=name: cl.start_node(name))
-        scenario(d, real_io)
+        scenario(d, real_io, (lambda: rados_objects(d, ceph)) if ceph else None)
         if real_io:
             images(d, run_dir)
     finally:
@@ -182,6 +250,8 @@ def main(argv=None):
                 if role == "compute":
                     cl.detach_all(name)        # after a failure: no device outlives us
             d.step("stop RabbitMQ", cl.stop_broker)
+        if ceph:
+            d.step("stop Ceph", ceph.stop)
     slow = max(d.times, key=lambda t: t[1])
     print(f"done in {time.monotonic() - t0:.1f}s ({len(d.times)} steps; slowest: "
           f"{slow[0]} {slow[1]:.2f}s)")

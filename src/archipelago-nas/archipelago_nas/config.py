@@ -5,6 +5,9 @@ NAS = Section("nas", "Storage-node daemon", [
     Option("volumes", "engine", choice("memory", "engine"),
            "volume service: 'engine' (archipelago volumes + NBD exports) or 'memory' "
            "(in-memory twin for tests; volumes vanish at restart)"),
+    Option("store", "file", choice("file", "rados"),
+           "where engine volumes live: 'file' (state_dir/pools/POOL) or 'rados' (the "
+           "RADOS pool of the [rados] section, one namespace per volume pool; docs/rados.md)"),
     Option("map_timeout", 30, integer(1, 3600),
            "seconds a compute node has to attach (or detach) before the NAS rolls back"),
     Option("node_timeout", 3, integer(2, 100),

@@ -40,6 +40,7 @@ class EngineVolumeService(EngineImages, VolumeService):
     def __init__(self, node):
         sec = node.cfg.section(NAS)
         self.root = node.state_dir / "pools"
+        self.rados_cfg = node.cfg if sec.store == "rados" else None   # docs/rados.md
         self.listen = sec.nbd_listen
         self.uri_host = sec.nbd_host or node.name
         self.hosts = _host_table(sec.hosts)
@@ -54,7 +55,8 @@ class EngineVolumeService(EngineImages, VolumeService):
         if pool not in self.engines:
             d = self.root / pool
             d.mkdir(parents=True, exist_ok=True)
-            self.engines[pool] = VolumeEngine(FileStore(d), owner=self.owner)
+            store = FileStore(d) if self.rados_cfg is None else _rados(self.rados_cfg, pool)
+            self.engines[pool] = VolumeEngine(store, owner=self.owner)
         return self.engines[pool]
 
     def _info(self, pool, name):
@@ -181,3 +183,9 @@ def _host_table(pairs):
             raise InvalidArgument(f"[nas] hosts: {pair!r} is not NAME=ADDRESS")
         table.setdefault(name, []).append(addr)
     return table
+
+
+def _rados(cfg, pool):
+    """[nas] store = rados: the volume pool's objects in namespace POOL of [rados]."""
+    from archipelago.store.rados import RadosStore
+    return RadosStore.from_config(cfg, "rados", namespace=pool)
