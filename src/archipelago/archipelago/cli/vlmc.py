@@ -11,11 +11,9 @@ import time
 
 import click
 
-from .. import client as _client
 from ..errors import InvalidArgument
 from ..names import split_snapshot, validate_name
 from ..units import format_size, parse_size
-from . import sync as sync_cli
 from . import transfer
 from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
@@ -42,7 +40,32 @@ def object_size_arg(ctx, param, value):
     return None if value is None else _parse(value, "object size", default_unit="")
 
 
-@click.group(name="vlmc", cls=OneLineGroup, context_settings=CONTEXT)
+class VlmcGroup(OneLineGroup):
+    """vlmc's group; send and receive (cli/sync.py, which imports the whole sync
+    machinery) are added on first use, so every other command starts faster --
+    `vlmc map`, whose time to a usable device is a target, above all."""
+
+    _sync_loaded = False
+
+    def _load_sync(self):
+        if not self._sync_loaded:
+            self._sync_loaded = True
+            from . import sync as sync_cli
+            sync_cli.register(self)     # vlmc send / vlmc receive
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and not self._sync_loaded:
+            self._load_sync()
+            cmd = super().get_command(ctx, name)
+        return cmd
+
+    def list_commands(self, ctx):
+        self._load_sync()
+        return super().list_commands(ctx)
+
+
+@click.group(name="vlmc", cls=VlmcGroup, context_settings=CONTEXT)
 @click.option("-c", "--conf", metavar="CONF", envvar="ARCHIPELAGO_CONF",
               help="node configuration (default /etc/archipelago/archipelago.conf)")
 @click.option("-v", "--verbose", count=True, help="log more (-vv: debug)")
@@ -58,6 +81,9 @@ def client(ctx):
     """The node client, connected on first use (so --help needs no running node)."""
     obj = ctx.find_root().obj
     if obj["client"] is None:
+        # imported here: the client pulls in the peers and the xseg binding, which
+        # `vlmc map` (start-up time to a device is a target) never needs
+        from .. import client as _client
         obj["client"] = _client.connect(obj["conf"])
     return obj["client"]
 
@@ -346,7 +372,6 @@ def _add_kernel_commands():
         main.add_command(cmd)
 
 
-sync_cli.register(main)   # vlmc send / vlmc receive (cli/sync.py)
 _add_kernel_commands()
 
 if __name__ == "__main__":
