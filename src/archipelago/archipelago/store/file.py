@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import BackendError, NoSpace, NotFound, Timeout
 from . import leasing
@@ -57,6 +58,20 @@ def _oserror(what):
         raise BackendError(f"{what}: {e.strerror}", errno=e.errno) from None
 
 
+SYNC_THREADS = 16       # fsyncs in flight at once: the journal commits them together
+
+
+def _together(fn, items):
+    """fn(item) for every item, up to SYNC_THREADS at once (fsyncs issued together
+    share journal commits: 1,000 new files sync in ~0.3 s instead of ~3 s)."""
+    if len(items) <= 2:
+        for it in items:
+            fn(it)
+        return
+    with ThreadPoolExecutor(min(SYNC_THREADS, len(items))) as pool:
+        list(pool.map(fn, items))
+
+
 class _Fd:
     __slots__ = ("dirty", "doomed", "fd", "refs")
 
@@ -79,8 +94,11 @@ class FileStore(ObjectStore):
         self._durable = durable
         self._fds = OrderedDict()      # name -> _Fd, LRU order
         self._dirty_dirs = set()       # directories with unsynced new entries
+        self._retired = []             # dirty fds evicted from the cache, to sync
+        self._retiring = 0             # threads syncing retired fds right now
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._synced = threading.Condition(self._lock)
 
     def __repr__(self):
         return f"FileStore({self.root!r})"
@@ -141,7 +159,15 @@ class FileStore(ObjectStore):
                 e = self._fds[name] = _Fd(fd)
             e.refs += 1
             self._evict()
-            return e
+            too_many = len(self._retired) >= self._fdcache
+        if too_many:
+            try:
+                with _oserror("sync of evicted files"):
+                    self._sync_retired()
+            except BaseException:
+                self._put_fd(e)
+                raise
+        return e
 
     def _put_fd(self, e):
         with self._lock:
@@ -162,7 +188,12 @@ class FileStore(ObjectStore):
             for name, e in self._fds.items():
                 if e.refs == 0:
                     del self._fds[name]
-                    self._close_entry(e)
+                    if e.dirty and self._durable:
+                        # Synced later, many together and outside this lock (by the
+                        # next flush, or by _get_fd when too many wait).
+                        self._retired.append(e)
+                    else:
+                        os.close(e.fd)
                     break
             else:
                 return              # everything in use; the cache may exceed its size
@@ -237,9 +268,31 @@ class FileStore(ObjectStore):
     def _sync_dirs(self):
         with self._lock:
             dirs, self._dirty_dirs = self._dirty_dirs, set()
-        # Deepest first: a file's directory entry before its parents'.
-        for d in sorted(dirs, key=len, reverse=True):
-            self._fsync_dir(d)
+        # Deepest first: a file's directory entry before its parents'; one depth at a
+        # time, the directories of a depth together.
+        by_depth = {}
+        for d in dirs:
+            by_depth.setdefault(d.count(os.sep), []).append(d)
+        for depth in sorted(by_depth, reverse=True):
+            _together(self._fsync_dir, by_depth[depth])
+
+    def _sync_retired(self, wait=False):
+        """fdatasync and close the dirty fds the cache evicted; with `wait`, also wait
+        for other threads doing so (flush: every completed write durable)."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+            self._retiring += 1
+        try:
+            if self._durable:
+                _together(os.fdatasync, [e.fd for e in retired])
+        finally:
+            with self._lock:
+                for e in retired:
+                    os.close(e.fd)
+                self._retiring -= 1
+                self._synced.notify_all()
+                while wait and self._retiring:
+                    self._synced.wait()
 
     def flush(self):
         with self._lock:
@@ -249,9 +302,9 @@ class FileStore(ObjectStore):
                 e.refs += 1
         try:
             with _oserror("flush"):
-                for e in todo:
-                    if self._durable:
-                        os.fdatasync(e.fd)
+                if self._durable:
+                    _together(os.fdatasync, [e.fd for e in todo])
+                self._sync_retired(wait=True)
                 self._sync_dirs()
         finally:
             for e in todo:
@@ -432,6 +485,10 @@ class FileStore(ObjectStore):
     def close(self):
         with contextlib.suppress(Exception):
             self.flush()
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for e in retired:           # only if the flush failed
+            os.close(e.fd)
         with self._lock:
             for e in self._fds.values():
                 if e.refs == 0:
