@@ -224,9 +224,26 @@ class Vlmcd:
                 result = self.mcall(method, req.target, **h)
             finally:
                 v.thaw()
+        elif method == "map_write_batch" and vol and "@" not in req.target:
+            result = self._map_write_batch(vol, h)
         else:
             result = self.mcall(method, req.target, **h)
         return P.pack({"r": result})
+
+    def _map_write_batch(self, name, h):
+        """MAPW of many ranges (a sync commit's group): the writes that follow hit
+        the cache. Counted as a request, so no snapshot slips in before we learn."""
+        v = self._entered(name)
+        try:
+            c = self._cache(v, name)
+            r = self.mcall("map_write_batch", name, **h)
+            with v.cond:
+                for (offset, _n), extents in zip(h["ranges"], r["extents"], strict=True):
+                    c.learn(offset, {"epoch": r["epoch"], "extents": extents})
+            self._bound_caches()
+            return r
+        finally:
+            v.leave()
 
     # -- mappings ---------------------------------------------------------------------
     def _cache(self, v, spec):
