@@ -136,6 +136,7 @@ def _receive(client, volume, reader, brec, header, started, state_dir, force, pr
             "data_bytes": c.data_bytes, "zero_bytes": c.zero_bytes,
             "wire_bytes": reader.bytes, "seconds": secs,
             "stream_seconds": staged - started, "commit_seconds": secs - (staged - started),
+            "commit_split": {k: round(v, 3) for k, v in job.times.items()},
             "resumed": header.get("resume") is not None}
 
 

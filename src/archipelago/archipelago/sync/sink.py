@@ -10,6 +10,7 @@ written through the volume engine once instead of twice (stage, then copy).
 """
 import contextlib
 import os
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -126,29 +127,31 @@ def _prepare(vol, group):
         prepare([(off, n) for off, n, _ in group], whole=True)
 
 
-def apply_spool(path, size, vol):
+def apply_spool(path, size, vol, times=None):
     """Write the records of spool `path` (its first `size` bytes) into Volume `vol`;
     records re-sent after a resume from an older checkpoint simply overwrite.
 
     Records go in groups (GROUP_BYTES / GROUP_RANGES): the map updates of a group
     are committed together (Volume.prepare), then its writes run COMMIT_DEPTH at a
-    time, each finding its object ready."""
+    time, each finding its object ready. `times` (a dict) gets the seconds spent
+    in "map" (the group commits), "write" (reading the spool, the writes) and
+    "flush"."""
+    times = {} if times is None else times
+    clock = _Clock(times)
     w = _Writes(vol, COMMIT_DEPTH)
     group, nbytes = [], 0
 
     def flush_group():
         nonlocal nbytes
-        _prepare(vol, group)
+        with clock("map"):
+            _prepare(vol, group)
         for off, n, payload in group:
-            if payload is None:
-                w.submit(vol.pwrite, _ZEROS[:n], off)
-            else:
-                w.submit(vol.pwrite, payload, off)
+            w.submit(vol.pwrite, _ZEROS[:n] if payload is None else payload, off)
         group.clear()
         nbytes = 0
 
     try:
-        with _io(path), open(path, "rb") as f:
+        with clock("write"), _io(path), open(path, "rb") as f:
             r = F.Reader(f)
             r.preamble()
             while r.bytes < size:
@@ -165,9 +168,27 @@ def apply_spool(path, size, vol):
                 nbytes += rec.length
                 if nbytes >= GROUP_BYTES or len(group) >= GROUP_RANGES:
                     flush_group()
-        if group:
-            flush_group()
-        w.drain()
-        vol.flush()
+            if group:
+                flush_group()
+            w.drain()
+        with clock("flush"):
+            vol.flush()
     finally:
         w.close()
+    times["write"] -= times.get("map", 0.0)
+    return times
+
+
+class _Clock:
+    """`with clock("what"):` adds the seconds spent to times["what"]."""
+
+    def __init__(self, times):
+        self.times = times
+
+    @contextlib.contextmanager
+    def __call__(self, what):
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.times[what] = self.times.get(what, 0.0) + time.monotonic() - t0

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import (
@@ -163,6 +164,7 @@ class Job:
     def __init__(self, client, volume, state_dir, state):
         self.client, self.volume, self.state_dir, self.state = (client, volume,
                                                                  state_dir, state)
+        self.times = {}         # seconds per commit step (the receive result reports it)
 
     # -- state -----------------------------------------------------------------------
     @property
@@ -331,6 +333,7 @@ class Job:
         log.info("received %s@%s into %s@%s", h["volume"], to["name"], vol, to["name"])
 
     def _commit_incremental(self):
+        t0 = time.monotonic()
         c, h, vol = self.client, self.header, self.volume
         base = self.state["base"]
         bspec = f"{vol}@{base['name']}"
@@ -356,13 +359,16 @@ class Job:
             from .sink import apply_spool
             if head:                        # --force, or a commit run again
                 copy_ranges(c, bspec, vol, clip(head))
-            apply_spool(self.spool, self.state["spool_size"], c.volume(vol))
+            self.times["check"] = time.monotonic() - t0
+            apply_spool(self.spool, self.state["spool_size"], c.volume(vol), self.times)
         else:
             copy_ranges(c, self.stage, vol, clip(_union(head, c.diff(bspec, self.stage))))
         for snap in reversed(newer):
             log.warning("--force: removing %s@%s (newer than the stream's base)", vol, snap)
             c.remove(f"{vol}@{snap}")
+        t0 = time.monotonic()
         c.snapshot(vol, h["to"]["name"], guid=h["to"]["guid"])
+        self.times["snapshot"] = time.monotonic() - t0
 
 
 def _existing_snapshots(client, volume):
