@@ -77,6 +77,13 @@ def test_batch_reads_as_single_writes(whole, seed):
     eng.gc()
     assert eng.read("v@s2", 0, SIZE) == apply(apply(base, items), more)
     assert eng.read("v@s1", 0, SIZE) == base
+    # After s2 the written objects are shared overlays (own chunks over a base):
+    # their copy-up copies the overlay's chunks, not the whole object durably.
+    third = items_for(seed + 20, 20)
+    eng.write_batch("v", third, whole=whole)
+    assert eng.read("v", 0, SIZE) == apply(apply(apply(base, items), more), third)
+    assert eng.read("v@s2", 0, SIZE) == apply(apply(base, items), more)
+    assert eng.read("v@s1", 0, SIZE) == base
 
 
 class CountingStore(MemoryStore):
@@ -132,10 +139,18 @@ def test_batch_checks():
     assert eng.read("v", 0, SIZE) == eng.read("v@s1", 0, SIZE)
 
 
-def _crash_run(die_at, whole, items):
+def based_overlay(eng):
+    """based(), then a batch and snapshot s2: the batch below meets overlays."""
+    data = apply(based(eng), PRE)
+    eng.write_batch("v", PRE)
+    eng.snapshot("v", "s2")
+    return data
+
+
+def _crash_run(die_at, whole, items, overlay=False):
     store = DyingStore(0)
     eng = VolumeEngine(store, owner="dying:1", lease_ttl=0, gc_grace=0)
-    base = based(eng)
+    base = based_overlay(eng) if overlay else based(eng)
     store.count, store.die_at = 0, die_at
     crashed = False
     try:
@@ -147,10 +162,10 @@ def _crash_run(die_at, whole, items):
     return base, eng2, crashed
 
 
-def _mutations(items, whole):
+def _mutations(items, whole, overlay=False):
     store = DyingStore(0)
     eng = VolumeEngine(store, owner="count:1", lease_ttl=0, gc_grace=0)
-    based(eng)
+    (based_overlay if overlay else based)(eng)
     store.count = 0
     eng.write_batch("v", items, whole=whole)
     return store.count
@@ -165,27 +180,30 @@ def disjoint(items):
     return out
 
 
+PRE = items_for(3, 24)
 ITEMS = disjoint(items_for(7, 16))
-N_PLAIN = _mutations(ITEMS, False)
-N_WHOLE = _mutations(ITEMS, True)
+CASES = [(overlay, k) for overlay in (False, True)
+         for k in range(1, _mutations(ITEMS, False, overlay) + 1)]
+WHOLE_CASES = [(overlay, k) for overlay in (False, True)
+               for k in range(1, _mutations(ITEMS, True, overlay) + 1)]
 
 
-@pytest.mark.parametrize("die_at", range(1, N_PLAIN + 1))
-def test_crash_in_batch_reads_old_or_new(die_at):
-    base, eng2, crashed = _crash_run(die_at, False, ITEMS)
+@pytest.mark.parametrize(("overlay", "die_at"), CASES)
+def test_crash_in_batch_reads_old_or_new(overlay, die_at):
+    base, eng2, crashed = _crash_run(die_at, False, ITEMS, overlay)
     assert crashed
     new = apply(base, ITEMS)
     got = eng2.read("v", 0, SIZE)
     bad = [i for i in range(SIZE) if got[i] not in (base[i], new[i])]
     assert not bad, f"garbage at {bad[:5]}"
-    assert eng2.read("v@s1", 0, SIZE) == base
+    assert eng2.read("v@s2" if overlay else "v@s1", 0, SIZE) == base
 
 
-@pytest.mark.parametrize("die_at", range(1, N_WHOLE + 1))
-def test_crash_in_whole_batch_then_rerun(die_at):
-    base, eng2, crashed = _crash_run(die_at, True, ITEMS)
+@pytest.mark.parametrize(("overlay", "die_at"), WHOLE_CASES)
+def test_crash_in_whole_batch_then_rerun(overlay, die_at):
+    base, eng2, crashed = _crash_run(die_at, True, ITEMS, overlay)
     assert crashed
-    assert eng2.read("v@s1", 0, SIZE) == base
+    assert eng2.read("v@s2" if overlay else "v@s1", 0, SIZE) == base
     # Outside the batch's ranges the volume reads the old bytes; a rerun (what a
     # sync commit does after a crash) ends with the new ones everywhere.
     got, new = eng2.read("v", 0, SIZE), apply(base, ITEMS)
