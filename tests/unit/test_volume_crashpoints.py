@@ -65,6 +65,8 @@ SCRIPT = [
     ("write", "e", SIZE * 2, pattern(8, 3000)),
     ("gc",),
     ("write", "d", 3 * OSIZE, pattern(7, 2 * OSIZE)),
+    ("write_batch", "d", [(10, pattern(9, 5000)), (OSIZE + 4096, pattern(10, 8192)),
+                          (5 * OSIZE - 100, pattern(11, 300))]),
     ("remove", "e"),
     ("gc",),
 ]
@@ -74,6 +76,8 @@ def run(eng, op):
     kind, *args = op
     if kind == "write":
         eng.write(args[0], args[1], args[2])
+    elif kind == "write_batch":
+        eng.write_batch(args[0], args[1])
     elif kind == "create":
         eng.create(args[0], args[1], object_size=OSIZE)
     elif kind == "snapshot":
