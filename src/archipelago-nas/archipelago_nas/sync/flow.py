@@ -144,7 +144,10 @@ def synced(ctx, f):
     """volume_synced: a notice (copy progress, copy finished) or the answer to sync."""
     s, name, msg = ctx.session, f["volume"], ctx.msg
     m, job = s.get(Mapping, name), s.get(SyncJob, name)
-    if m is None or job is None or not m.sync or f["host"] != m.remotehost:
+    # notices name their host; answers are matched by request_id below (an error
+    # answer carries no host: it used to be dropped here, leaving the sync to time out)
+    host = f["host"] if f["host"] is not None or "status" in msg else ""
+    if m is None or job is None or not m.sync or host not in (None, m.remotehost):
         log.info("volume_synced for %s from %s ignored", name, f["host"])
         return {}
     if "status" not in msg:                                   # a notice
