@@ -47,19 +47,24 @@ def vlmc_cmd(node, *args):
 
 
 def pipe_sync(a, b, send_args, recv_args):
-    """`vlmc send ... -o - | vlmc receive ... --json`: (seconds, receive result)."""
+    """`vlmc send ... -o - | vlmc receive ... --json`: (seconds, receive result); the
+    result's "send_seconds" is the time the sender reports for itself."""
     t0 = time.perf_counter()
     s = subprocess.Popen(vlmc_cmd(a, "send", *send_args, "-o", "-"), env=a.env(),
-                         stdout=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     r = subprocess.Popen(vlmc_cmd(b, "receive", *recv_args, "--json"), env=b.env(),
                          stdin=s.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     s.stdout.close()
     out, err = r.communicate()
+    serr = s.stderr.read().decode()
     s.wait()
     secs = time.perf_counter() - t0
     if s.returncode or r.returncode:
-        raise SystemExit(f"sync failed: {err.decode()}")
-    return secs, json.loads(out)
+        raise SystemExit(f"sync failed: {err.decode()} {serr}")
+    res = json.loads(out)
+    m = re.search(r"bytes on the wire in ([\d.]+)s", serr)
+    res["send_seconds"] = float(m.group(1)) if m else float("nan")
+    return secs, res
 
 
 def make_image(path, size, fill, seed=1):
@@ -203,10 +208,14 @@ def main(argv):
         got = thr["wire_bytes"] / thr["seconds"]
         print(f"throttle: --limit 25M sent {thr['wire_bytes'] / MiB:.1f} MiB at "
               f"{got / MiB:.2f} MiB/s = {got / limit:.1%} of the limit (target 90-110%)")
-        print(f"receive: stream verified and staged in {res['stream_seconds']:.2f}s, "
+        split = ", ".join(f"{k} {v:.2f}s" for k, v in
+                          sorted((res.get("commit_split") or {}).items()))
+        print(f"receive: stream verified and spooled in {res['stream_seconds']:.2f}s, "
               f"commit (writes into the volume, snapshot) {res['commit_seconds']:.2f}s = "
-              f"{res['commit_seconds'] / max(1, len(slots)) * 1000:.1f} ms per scattered "
-              "write (each a durable map update in mapperd)")
+              f"{res['commit_seconds'] / max(1, len(slots)) * 1000:.2f} ms per scattered "
+              f"write ({split})")
+        print(f"send: {res['send_seconds']:.2f}s inside `vlmc send` (diff, reads, "
+              "records); the rest is process start-up, the receiver's checks and the pipe")
     finally:
         a.stop()
         b.stop()

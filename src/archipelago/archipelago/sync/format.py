@@ -160,11 +160,19 @@ class Writer:
 
 
 class Record:
-    __slots__ = ("digest", "length", "offset", "payload", "seq", "type")
+    __slots__ = ("digest", "head", "length", "offset", "payload", "seq", "type")
 
     def __init__(self, rtype, seq, offset, length, payload, rec_digest):
         self.type, self.seq, self.offset, self.length = rtype, seq, offset, length
         self.payload, self.digest = payload, rec_digest
+        self.head = None
+
+    def verify(self, payload=None):
+        """The deferred checksum (Reader.next(defer=True)) of this record, over
+        `payload` (a copy of it) if given; StreamCorrupt on a mismatch."""
+        if self.head is not None:
+            _verified(self.head, self.payload if payload is None else payload,
+                      self.digest, self.seq, self.type, self.offset)
 
     def json(self):
         try:
@@ -218,8 +226,10 @@ class Reader:
         if flags:
             raise StreamCorrupt(f"unknown stream flags {flags:#x} (corrupt or newer)")
 
-    def next(self):
-        """The next verified Record (its payload valid until the next call)."""
+    def next(self, defer=False):
+        """The next verified Record (its payload valid until the next call). With
+        `defer`, the checksum is left to `Record.verify()` (e.g. in another thread,
+        on a copy of the payload); everything else is checked here."""
         raw = self._read(RECORD_HEAD)
         head, want = bytes(raw[:HEAD.size]), bytes(raw[HEAD.size:])
         rtype, flags, r1, seq, offset, length, plen, r2 = HEAD.unpack(head)
@@ -227,10 +237,7 @@ class Reader:
         if rtype not in TYPE_NAMES or plen > limit or flags or r1 or r2:
             raise StreamCorrupt(f"record after #{self.seq}: bad record header")
         payload = self._read(plen, self._buf if rtype == DATA else None) if plen else b""
-        got = digest(head, payload)
-        if got != want:
-            raise StreamCorrupt(f"record {seq} ({TYPE_NAMES[rtype]} at offset {offset}): "
-                                "checksum mismatch")
+        got = want if defer else _verified(head, payload, want, seq, rtype, offset)
         if (rtype == DATA and plen != length) or (rtype == ZERO and plen):
             raise StreamCorrupt(f"record {seq}: payload length {plen} does not match "
                                 f"{length}")
@@ -238,4 +245,14 @@ class Reader:
             raise StreamCorrupt(f"record {seq} follows record {self.seq}: records "
                                 "missing or out of order")
         self.seq = seq
-        return Record(rtype, seq, offset, length, payload, got)
+        rec = Record(rtype, seq, offset, length, payload, got)
+        rec.head = head if defer else None
+        return rec
+
+
+def _verified(head, payload, want, seq, rtype, offset):
+    got = digest(head, payload)
+    if got != want:
+        raise StreamCorrupt(f"record {seq} ({TYPE_NAMES[rtype]} at offset {offset}): "
+                            "checksum mismatch")
+    return got

@@ -27,7 +27,14 @@ PIECE = F.MAX_PAYLOAD       # bytes per read / per D record at most
 ZERO_GRAIN = 64 << 10       # zero detection granularity inside a piece
 DEPTH = 16                  # reads in flight
 MAP_WINDOW = 1 << 30        # bytes of map asked for at once (full streams)
-_ZEROS = memoryview(bytes(PIECE))
+_ZERO_GRAIN = bytes(ZERO_GRAIN)
+
+
+def _is_zero(mv):
+    """All zeros? (bytes compare at memcmp speed; comparing memoryviews is ~25x
+    slower, a quarter of a second per 100 MiB sent)."""
+    b = bytes(mv)
+    return b == _ZERO_GRAIN if len(b) == ZERO_GRAIN else not b.strip(b"\0")
 
 
 def snapshot_identity(client, vol, snap):
@@ -162,11 +169,11 @@ def _emit(w, off, buf, pending):
     pos = 0
     while pos < n:
         k = min(ZERO_GRAIN - (off + pos) % ZERO_GRAIN, n - pos)
-        is_zero = buf[pos:pos + k] == _ZEROS[:k]
+        is_zero = _is_zero(buf[pos:pos + k])
         run = pos + k
         while run < n:
             k2 = min(ZERO_GRAIN, n - run)
-            if (buf[run:run + k2] == _ZEROS[:k2]) != is_zero:
+            if _is_zero(buf[run:run + k2]) != is_zero:
                 break
             run += k2
         at = off + pos

@@ -133,9 +133,10 @@ def apply_spool(path, size, vol, times=None):
 
     Records go in groups (GROUP_BYTES / GROUP_RANGES): the map updates of a group
     are committed together (Volume.prepare), then its writes run COMMIT_DEPTH at a
-    time, each finding its object ready. `times` (a dict) gets the seconds spent
-    in "map" (the group commits), "write" (reading the spool, the writes) and
-    "flush"."""
+    time, each finding its object ready. Every record is verified again first, a
+    group at a time, before its map changes. `times` (a dict) gets the seconds
+    spent in "verify", "map" (the group commits), "write" (reading the spool, the
+    writes) and "flush"."""
     times = {} if times is None else times
     clock = _Clock(times)
     w = _Writes(vol, COMMIT_DEPTH)
@@ -143,10 +144,14 @@ def apply_spool(path, size, vol, times=None):
 
     def flush_group():
         nonlocal nbytes
+        with clock("verify"):
+            # The group's checksums, in parallel (blake2b releases the GIL), before
+            # its map changes: a spool damaged on disk stops the commit here.
+            list(w.pool.map(F.Record.verify, [r for _, _, r in group if r is not None]))
         with clock("map"):
             _prepare(vol, group)
-        for off, n, payload in group:
-            w.submit(vol.pwrite, _ZEROS[:n] if payload is None else payload, off)
+        for off, n, rec in group:
+            w.submit(vol.pwrite, _ZEROS[:n] if rec is None else rec.payload, off)
         group.clear()
         nbytes = 0
 
@@ -156,15 +161,17 @@ def apply_spool(path, size, vol, times=None):
             r.preamble()
             while r.bytes < size:
                 r.seq = None                 # a resume may restart the numbering
-                rec = r.next()
+                rec = r.next(defer=True)
                 if rec.type == F.DATA:
-                    group.append((rec.offset, rec.length, bytes(rec.payload)))
-                elif rec.type == F.ZERO:
+                    rec.payload = bytes(rec.payload)     # the reader reuses its buffer
+                    group.append((rec.offset, rec.length, rec))
+                else:
+                    rec.verify()
+                    if rec.type != F.ZERO:
+                        continue
                     end = rec.offset + rec.length
                     group.extend((o, min(F.MAX_PAYLOAD, end - o), None)
                                  for o in range(rec.offset, end, F.MAX_PAYLOAD))
-                else:
-                    continue
                 nbytes += rec.length
                 if nbytes >= GROUP_BYTES or len(group) >= GROUP_RANGES:
                     flush_group()
@@ -175,7 +182,7 @@ def apply_spool(path, size, vol, times=None):
             vol.flush()
     finally:
         w.close()
-    times["write"] -= times.get("map", 0.0)
+    times["write"] -= times.get("map", 0.0) + times.get("verify", 0.0)
     return times
 
 
