@@ -186,11 +186,11 @@ class ColocatedBackend(Backend):
         v = vd.enter(self.spec)
         try:
             ext = vd.map_write(v, self.spec, offset, n)
-            if any(obj is None for obj, _, _ in ext):
-                raise BackendError(f"mapperd mapped a write of {self.spec} to no object")
-            if len(ext) == 1:
+            if len(ext) == 1 and ext[0][0] is not None:       # the common case
                 store.write(ext[0][0], ext[0][1], buf, fua=fua)
                 return
+            if any(obj is None for obj, _, _ in ext):
+                raise BackendError(f"mapperd mapped a write of {self.spec} to no object")
             view, jobs, pos = memoryview(buf), [], 0
             for obj, ooff, k in ext:
                 jobs.append((obj, ooff, view[pos:pos + k]))
