@@ -62,7 +62,7 @@ def pipe_sync(a, b, send_args, recv_args):
     if s.returncode or r.returncode:
         raise SystemExit(f"sync failed: {err.decode()} {serr}")
     res = json.loads(out)
-    m = re.search(r"bytes on the wire in ([\d.]+)s", serr)
+    m = re.search(r"bytes on the wire, ([\d.]+)s", serr)
     res["send_seconds"] = float(m.group(1)) if m else float("nan")
     return secs, res
 
