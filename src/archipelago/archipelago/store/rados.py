@@ -207,6 +207,7 @@ class RadosStore(RadosLeases, ObjectStore):
         self._conn_lock = threading.Lock()
         self._epoch = 0
         self._conn = None
+        self._retired = []          # blocklisted handles, closed with the store
         self._closed = False
         RadosLeases.__init__(self, lease_margin)
         self._connect()
@@ -260,7 +261,10 @@ class RadosStore(RadosLeases, ObjectStore):
             if old is not None and old.dead:
                 log.warning("RADOS client %s was blocklisted; reconnecting", ", ".join(old.addrs))
                 self._connect()
-                threading.Thread(target=old.close, daemon=True).start()
+                # Not closed yet: another thread may still be using it, and librados
+                # aborts the process on a request to a shut-down handle. Closed with
+                # the store (a blocklisted handle only gets errors meanwhile).
+                self._retired.append(old)
             return self._conn
 
     def _mark_dead(self, conn):
@@ -271,8 +275,10 @@ class RadosStore(RadosLeases, ObjectStore):
         with self._conn_lock:
             self._closed = True
             c, self._conn = self._conn, None
-        if c is not None:
-            c.close()
+            retired, self._retired = self._retired, []
+        for old in [*retired, c]:
+            if old is not None:
+                old.close()
 
     # -- the bounded aio queue ----------------------------------------------------
     def _submit(self, what, start):
@@ -324,13 +330,13 @@ class RadosStore(RadosLeases, ObjectStore):
         """A Future that fills memoryview `buf` from `name` at `offset` (zero fill)."""
         check_name(name)
         _check_range(offset, len(buf))
+        c = self.conn()
+        if c.aio is not None and buf:       # the hot path: nothing else first
+            return self._native_read(c, name, offset, memoryview(buf).cast("B"))
         out = Future()
         if not buf:
             out.set_result(0)
             return out
-        c = self.conn()
-        if c.aio is not None:
-            return self._native_read(c, name, offset, memoryview(buf).cast("B"))
         inner = self._submit(f"read {name}", lambda c, cb: c.io.aio_read(
             name, len(buf), offset, oncomplete=cb))
 

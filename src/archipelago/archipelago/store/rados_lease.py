@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import BackendError, Busy, Fenced, Timeout
-from . import leasing
+from . import leasing, rados_watch
 from .leasing import check_name
 
 try:
@@ -152,17 +152,30 @@ class RadosLeases:
 
     # -- ObjectStore lease API ------------------------------------------------------------
     def lease_acquire(self, name, owner, ttl, *, wait=False, timeout=None, version=None):
-        delays = leasing.wait_delays(timeout)
-        while True:
-            try:
-                return self._acquire_once(name, owner, ttl, version)
-            except Busy as e:
-                if isinstance(e, Fenced) or not wait or version is not None:
-                    raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise Timeout(f"timed out waiting for lease {name}: {e}") from None
-                time.sleep(max(delay, 0.05))
+        """wait: retry until `timeout`, woken by a RADOS notify when the holder releases
+        (rados_watch.py); the watch is set up before the retry that follows the first
+        refusal, so a release in between is never missed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waker = None
+        try:
+            while True:
+                if waker is not None:
+                    waker.arm()
+                try:
+                    return self._acquire_once(name, owner, ttl, version)
+                except Busy as e:
+                    if isinstance(e, Fenced) or not wait or version is not None:
+                        raise
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise Timeout(f"timed out waiting for lease {name}: {e}") from None
+                    if waker is None:
+                        waker = rados_watch.Waker(self.conn().lio, name)
+                        continue
+                    waker.wait(rados_watch.WAIT_CAP if left is None else left)
+        finally:
+            if waker is not None:
+                waker.close()
 
     def _acquire_once(self, name, owner, ttl, version):
         def change(c, state, addrs):
@@ -189,8 +202,10 @@ class RadosLeases:
             if state.owner is None:
                 return None, None
             leasing.release(state, lease)
-            return None, [a for a in addrs if a not in c.addrs]
-        self._update(lease.name, change)
+            return c, [a for a in addrs if a not in c.addrs]
+        c = self._update(lease.name, change)
+        if c is not None:
+            rados_watch.notify(c.lio, lease.name)
         held = self._held.get(lease.name)
         if held is not None and held.generation == lease.generation:
             held.valid = False
@@ -203,8 +218,10 @@ class RadosLeases:
                         name, state.owner, state.generation)
             self._fence_clients(c, name, addrs)
             state.owner, state.expires = None, 0.0
-            return None, []
-        self._update(name, change)
+            return c, []
+        c = self._update(name, change)
+        if c is not None:
+            rados_watch.notify(c.lio, name)
         held = self._held.get(name)
         if held is not None:
             held.valid = False
