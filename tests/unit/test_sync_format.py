@@ -165,3 +165,28 @@ def test_progress_bar_only_when_asked(capsys):
     quiet.update(1000)
     quiet.close()
     assert capsys.readouterr().err == ""
+
+
+def test_writer_with_a_checksum_pool_writes_the_same_stream():
+    import io
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(4)
+    recs = [(i * 65536, rng.randbytes(rng.choice([1, 4096, 65536]))) for i in range(40)]
+
+    def stream(pool):
+        out = io.BytesIO()
+        w = F.Writer(out, pool=pool, window=3)
+        w.begin({"format": 1})
+        for k, (off, data) in enumerate(recs):
+            buf = bytearray(data)
+            w.data(off, memoryview(buf))
+            buf[:] = bytes(len(buf))        # the caller reuses its buffer at once
+            if k % 7 == 0:
+                w.zero(off + 60000, 10)
+        trailer = w.end()
+        return out.getvalue(), trailer
+
+    with ThreadPoolExecutor(3) as pool:
+        assert stream(pool) == stream(None)

@@ -24,6 +24,7 @@ counts from the resume token.
 import hashlib
 import json
 import struct
+from collections import deque
 
 from ..errors import ArchipelagoError
 
@@ -109,26 +110,50 @@ class Counts:
 
 class Writer:
     """Writes one stream to a binary file object. `before(n)` (the rate limiter)
-    runs before every n bytes are written; `counts` continues a resumed stream."""
+    runs before every n bytes are written; `counts` continues a resumed stream.
+    With `pool` (an executor), the checksums of up to `window` data records are
+    computed there, in parallel (blake2b releases the GIL), while the records
+    are still written in order."""
 
-    def __init__(self, out, before=None, counts=None):
+    def __init__(self, out, before=None, counts=None, pool=None, window=8):
         self.out = out
         self.before = before or (lambda n: None)
         self.counts = counts or Counts()
         self.seq = 0
         self.bytes = 0
+        self.pool, self.window = pool, window
+        self.pending = deque()      # (rtype, length, head, payload, digest future)
 
     def _put(self, rtype, offset, length, payload=b"", chained=True):
         head = HEAD.pack(rtype, 0, 0, self.seq, offset, length, len(payload), 0)
-        d = digest(head, payload)
+        self.seq += 1
+        if self.pool is not None and rtype == DATA and chained:
+            payload = bytes(payload)        # the caller may reuse its buffer
+            self.pending.append((rtype, length, head, payload,
+                                 self.pool.submit(digest, head, payload)))
+            while len(self.pending) > self.window:
+                self._write_pending()
+            return
+        self.drain()
+        self._write(rtype, length, head, payload, digest(head, payload), chained)
+
+    def _write(self, rtype, length, head, payload, d, chained=True):
         self.before(RECORD_HEAD + len(payload))
         self.out.write(head + d)
         if payload:
             self.out.write(payload)
         self.bytes += RECORD_HEAD + len(payload)
-        self.seq += 1
         if chained:
             self.counts.add(rtype, length, d)
+
+    def _write_pending(self):
+        rtype, length, head, payload, fut = self.pending.popleft()
+        self._write(rtype, length, head, payload, fut.result())
+
+    def drain(self):
+        """Write the records whose checksums are still being computed."""
+        while self.pending:
+            self._write_pending()
 
     def begin(self, header):
         """The preamble and the B record. A resumed stream's B record (header["resume"]
@@ -153,6 +178,7 @@ class Writer:
         self._put(ZERO, offset, length)
 
     def end(self):
+        self.drain()
         trailer = self.counts.to_json()
         self._put(END, 0, 0, dumps(trailer), chained=False)
         self.out.flush()

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PIECE = F.MAX_PAYLOAD       # bytes per read / per D record at most
 ZERO_GRAIN = 64 << 10       # zero detection granularity inside a piece
 DEPTH = 16                  # reads in flight
+HASHERS = 2                 # threads computing record checksums (format.Writer)
 MAP_WINDOW = 1 << 30        # bytes of map asked for at once (full streams)
 _ZERO_GRAIN = bytes(ZERO_GRAIN)
 
@@ -191,7 +192,8 @@ def _emit(w, off, buf, pending):
 def send(client, spec, out, from_snap=None, resume=None, rate=None, progress=None):
     """Write the stream for `spec` to binary file `out`; returns a stats dict."""
     p = plan(client, spec, from_snap, resume)
-    w = F.Writer(out, limiter(rate), p.counts)
+    hashers = ThreadPoolExecutor(HASHERS)
+    w = F.Writer(out, limiter(rate), p.counts, pool=hashers, window=2 * DEPTH)
     started = time.monotonic()
     w.begin(p.header)
     bar = Progress(sum(n for _, n, _ in p.segments), f"send {spec}", progress)
@@ -229,6 +231,7 @@ def send(client, spec, out, from_snap=None, resume=None, rate=None, progress=Non
         trailer = w.end()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        hashers.shutdown(wait=True, cancel_futures=True)
         vol.close()
         bar.close()
     secs = time.monotonic() - started

@@ -3,8 +3,9 @@
 `map_write` commits each first write of a chunk with one durable leaf replace
 (and copies the rest of a shared chunk up with FUA): ~3 syncs per write. A
 batch -- the ranges a sync receive is about to write -- does the same work for
-all of them, then makes it durable with one store flush (the copied-up chunks)
-and one replace per dirty leaf. The crash rule holds as for single writes: the
+all of them (the chunk copies queued, then run many at a time), then makes it
+durable with one store flush (the copied-up chunks) and one replace per dirty
+leaf. The crash rule holds as for single writes: the
 caller writes the data only after `map_write_batch` returned, i.e. after the map
 changes that make it visible are durable; a crash before that leaves the old map
 (objects copied up but not yet named are garbage for the GC).
@@ -58,6 +59,7 @@ def map_write_batch(st, store, ranges, whole=False):
                 dirty[wleaf.uid] = wleaf
             extents.append(Extent(entry.own_name(), off, n))
         out.append(extents)
+    copy.finish()
     if dirty:
         if copy.copied:
             store.flush()         # copied-up chunks durable before a leaf names them

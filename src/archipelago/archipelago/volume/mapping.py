@@ -79,16 +79,47 @@ class CopyUp:
         self.store, self.lease, self.object_size = store, lease, object_size
         self.cs = fmt.chunk_size(object_size)
         self.full = fmt.full_bitmap(object_size)
-        # fua=False: the caller flushes the store before the map names the copies
-        # (group commit, batch.py); `copied` says whether there is anything to flush.
+        # fua=False (group commit, batch.py): the copies are only queued; finish()
+        # runs them, many at a time, and the caller flushes the store before the
+        # map names them. `copied` says whether there is anything to flush.
         self.fua = fua
         self.copied = False
+        self.jobs = []                  # (source object, target object, offset)
+
+    def _queue(self, src, dst, chunks):
+        c = 0
+        while chunks >> c:
+            if chunks >> c & 1:
+                self.jobs.append((src, dst, c * self.cs))
+            c += 1
+
+    def _copy_one(self, job):
+        src, dst, off = job
+        data = self.store.read(src, off, self.cs)
+        if data.count(0) == len(data):      # a hole reads as zeros already
+            return False
+        self.store.write(dst, off, data, lease=self.lease)
+        return True
+
+    def finish(self, threads=16):
+        """Run the queued copies (fua=False), up to `threads` at once."""
+        jobs, self.jobs = self.jobs, []
+        if len(jobs) <= 1:
+            done = [self._copy_one(j) for j in jobs]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(min(threads, len(jobs))) as pool:
+                done = list(pool.map(self._copy_one, jobs))
+        self.copied = self.copied or any(done)
 
     def _copy_chunks(self, entry, mask, skip=0):
         """Copy the chunks of `mask` not yet in own from base into own, durably (or
-        for the caller's flush); chunks in `skip` the caller overwrites whole."""
+        queued for finish()); chunks in `skip` the caller overwrites whole."""
         missing = mask & ~entry.own_bm & ~skip
         base, own = entry.base_name(), entry.own_name()
+        if not self.fua:
+            self._queue(base, own, missing)
+            missing = 0
         pending = None                  # the last chunk is written with FUA: one sync
         c = 0
         while missing >> c:
@@ -110,17 +141,9 @@ class CopyUp:
             entry.own_bm = self.full
 
     def _copy_own(self, entry, new, chunks):
-        """Copy the overlay's own `chunks` into the new own object, for the caller's
-        flush (group commit: no durable whole-object copy per entry)."""
-        src, dst = entry.own_name(), new.own_name()
-        c = 0
-        while chunks >> c:
-            if chunks >> c & 1:
-                data = self.store.read(src, c * self.cs, self.cs)
-                if data.count(0) != len(data):      # a hole reads as zeros already
-                    self.store.write(dst, c * self.cs, data, lease=self.lease)
-                    self.copied = True
-            c += 1
+        """Queue the copy of the overlay's own `chunks` into the new own object
+        (group commit: no durable whole-object copy per entry)."""
+        self._queue(entry.own_name(), new.own_name(), chunks)
 
     def prepare(self, entry, mask, gen, private, skip=0):
         """The new entry for a write of the chunks in `mask`; data copied already
