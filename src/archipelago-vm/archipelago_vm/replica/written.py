@@ -4,9 +4,16 @@ The engine's diff between the replica's base and a new snapshot also shows every
 chunk the copy fetched from the NAS (they were written into the local volume), so
 a sync that trusted the diff alone would send the NAS its own data back. Each
 replica therefore keeps, per snapshot S, a file `written/<volume>/<S>`: one bit per
-GRAIN of the volume, set (and fdatasynced) before a VM write to that grain reaches
-the engine. A sync from base B to a new snapshot N sends diff(B, N) intersected
-with the grains of `written/<volume>/<B>`; N's file starts empty at the instant N is taken.
+GRAIN of the volume, set before a VM write to that grain reaches the engine. A sync
+from base B to a new snapshot N sends diff(B, N) intersected with the grains of
+`written/<volume>/<B>`; N's file starts empty at the instant N is taken.
+
+Durability without an fsync per write: the bits are written to the file (page
+cache) as they are set, and the file says OPEN while a daemon writes to it; a clean
+close (rotation, shutdown) fdatasyncs it and says CLEAN. A file found OPEN was
+being written when its daemon died, so it may miss grains whose data did reach the
+disk: it is then taken as "everything written" (that interval's sync sends the
+whole diff once). A crash costs bytes, never a lost write.
 
 WriteGate makes "snapshot N + start N's file" atomic with respect to VM writes: a
 write marks its grains and reaches the engine inside the shared side, the snapshot
@@ -19,7 +26,9 @@ import shutil
 import threading
 
 GRAIN = 64 << 10            # bytes per bit: a 4 KiB write sends at most 64 KiB
-_MAGIC = b"ARCHWRT1"
+_MAGIC = b"ARCHWRT2"
+_HEAD = 24                  # magic, grain, state
+_CLEAN, _OPEN = 0, 1
 
 
 def log_dir(root, volume):
@@ -33,27 +42,42 @@ def log_path(root, volume, snap):
 class WriteLog:
     """The bitmap file of one interval (writes made after snapshot `snap`)."""
 
-    def __init__(self, path, size, grain=GRAIN, create=False):
+    def __init__(self, path, size, grain=GRAIN, create=False, writer=False):
+        """`writer`: this daemon records into it (else it is only read)."""
         self.path, self.size, self.grain = path, size, grain
         self.n = (size + grain - 1) // grain
         nbytes = (self.n + 7) // 8
         self.lock = threading.Lock()
+        self.writer = writer or create
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
         self.fd = os.open(path, flags, 0o600)
         if create:
-            os.pwrite(self.fd, _MAGIC + grain.to_bytes(8, "little") + bytes(nbytes), 0)
+            os.pwrite(self.fd, self._head(_OPEN) + bytes(nbytes), 0)
             os.fsync(self.fd)
             _fsync_dir(os.path.dirname(path))
             self.bits = bytearray(nbytes)
-        else:
-            head = os.pread(self.fd, 16, 0)
-            if head[:8] != _MAGIC or int.from_bytes(head[8:16], "little") != grain:
-                os.close(self.fd)
-                raise ValueError(f"{path}: not a write log with grain {grain}")
-            self.bits = bytearray(os.pread(self.fd, nbytes, 16).ljust(nbytes, b"\0"))
+            self.crashed = False
+            return
+        head = os.pread(self.fd, _HEAD, 0)
+        if head[:8] != _MAGIC or int.from_bytes(head[8:16], "little") != grain:
+            os.close(self.fd)
+            raise ValueError(f"{path}: not a write log with grain {grain}")
+        self.crashed = int.from_bytes(head[16:24], "little") == _OPEN
+        self.bits = bytearray(os.pread(self.fd, nbytes, _HEAD).ljust(nbytes, b"\0"))
+        if self.writer:
+            if self.crashed:               # it may miss grains: take them all
+                self.bits = bytearray(b"\xff" * nbytes)
+                os.pwrite(self.fd, bytes(self.bits), _HEAD)
+            os.pwrite(self.fd, self._head(_OPEN), 0)
+            os.fdatasync(self.fd)
+            self.crashed = False
+
+    def _head(self, state):
+        return _MAGIC + self.grain.to_bytes(8, "little") + state.to_bytes(8, "little")
 
     def mark(self, offset, length):
-        """Record a write of `length` bytes at `offset`; durable on return."""
+        """Record a write of `length` bytes at `offset` (before it reaches the engine;
+        durable at close, see the module docstring)."""
         if length <= 0:
             return
         first, last = offset // self.grain, min(self.n - 1, (offset + length - 1) // self.grain)
@@ -67,14 +91,10 @@ class WriteLog:
                     hi = byte
             if lo is None:
                 return                     # already recorded: no I/O on the hot path
-            os.pwrite(self.fd, bytes(self.bits[lo:hi + 1]), 16 + lo)
-            os.fdatasync(self.fd)
+            os.pwrite(self.fd, bytes(self.bits[lo:hi + 1]), _HEAD + lo)
 
     def __contains__(self, g):
         return bool(self.bits[g >> 3] & (1 << (g & 7)))
-
-    def written_bytes(self):
-        return sum(bin(b).count("1") for b in self.bits) * self.grain
 
     def clip(self, ranges):
         """The parts of [(offset, length)] that lie in written grains (merged)."""
@@ -93,8 +113,16 @@ class WriteLog:
         return out
 
     def close(self):
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        """Close; a writer makes the record durable and marks it CLEAN first."""
+        try:
+            if self.writer:
+                with self.lock:
+                    os.fdatasync(self.fd)
+                    os.pwrite(self.fd, self._head(_CLEAN), 0)
+                    os.fdatasync(self.fd)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
 
 
 class WriteGate:
@@ -146,7 +174,8 @@ class WriteTracker:
             log_path(root, volume, since)))
 
     def _open(self, snap, create=False):
-        return WriteLog(log_path(self.root, self.volume, snap), self.size, create=create)
+        return WriteLog(log_path(self.root, self.volume, snap), self.size, create=create,
+                        writer=True)
 
     def write(self, offset, length, do):
         """Record then perform a VM write (`do()`), atomically w.r.t. rotate()."""
@@ -176,7 +205,8 @@ class WriteTracker:
         except (OSError, ValueError):
             return None
         try:
-            return wlog.clip(ranges)
+            # OPEN: its writer died before rotating it cleanly; it may miss grains
+            return None if wlog.crashed else wlog.clip(ranges)
         finally:
             wlog.close()
 
