@@ -189,3 +189,43 @@ def test_reads_confirm_the_cache_in_the_background():
         time.sleep(0.01)
     assert calls == ["map_read"]                   # one confirmation, not one per read
     assert v.cache.seen > old
+
+
+class Counting(MemoryBackend):
+    """Counts flushes; with `fua`, also offers pwrite_fua (and counts those)."""
+
+    def __init__(self, size, fua):
+        super().__init__(size)
+        self.flushes, self.fua_writes = 0, 0
+        if fua:
+            self.pwrite_fua = self._pwrite_fua
+
+    def flush(self):
+        self.flushes += 1
+
+    def _pwrite_fua(self, buf, offset):
+        self.fua_writes += 1
+        self.pwrite(buf, offset)
+
+
+class One(Provider):
+    def __init__(self, backend):
+        self.backend = backend
+
+    def open(self, volume, snapshot):
+        return self.backend
+
+    def names(self):
+        return ["d"]
+
+
+def test_fua_uses_pwrite_fua_or_else_a_flush():
+    for fua in (False, True):
+        b = Counting(MiB, fua)
+        with serve(providers=[One(b)]) as srv, Client.connect_uri(srv.uri("d")) as n:
+            n.go()
+            for length in (4096, 256 * 1024):          # inline and worker-thread paths
+                assert n.request(proto.CMD_WRITE, 0, length, data=b"f" * length,
+                                 flags=proto.CMD_FLAG_FUA) == 0
+            assert n.read(0, 4096) == b"f" * 4096
+        assert (b.fua_writes, b.flushes) == ((2, 0) if fua else (0, 2))
