@@ -18,7 +18,8 @@ colocated, object I/O on nbdd's own RadosStore) vs `fio --ioengine=rbd` on an RB
 image of the same size in the same pool, on the four patterns of bench_nbd (4K
 random read/write QD16, 1M sequential read/write QD8), interleaved, median of rounds.
 Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
-CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path).
+CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_AIO=1
+(also co-located with native_aio = no: python-rados' aio, for comparison).
 """
 import json
 import os
@@ -43,6 +44,11 @@ QD = 16
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 FIO_RUNTIME = int(os.environ.get("FIO_RUNTIME", "4"))
 FIO_SIZE = os.environ.get("FIO_SIZE", "256M")
+# (target, [nbd] datapath, RadosStore data path); PY_AIO=1 adds co-located on
+# python-rados' own aio (native_aio = no) to see what src/rados-aio buys
+SERVERS = [("nbdd-rados", "peers", "native"), ("nbdd-rados-coloc", "colocated", "native")]
+if os.environ.get("PY_AIO"):
+    SERVERS.append(("nbdd-rados-coloc-py", "colocated", "python"))
 PATTERNS = [("4k-randread-qd16", "randread", "4k", 16),
             ("4k-randwrite-qd16", "randwrite", "4k", 16),
             ("1m-read-qd8", "read", "1m", 8),
@@ -59,8 +65,9 @@ threading.Thread(target=orphaned, daemon=True).start()
 from archipelago.nbd.testing import serve
 from archipelago.nbd.volume import VolumeProvider
 from archipelago.store.rados import RadosStore
-conf, pool, size, datapath = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=f"{ns}-{datapath}")
+conf, pool, size, datapath, aio = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:6]
+mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=f"{ns}-{datapath}-{aio}",
+                           native_aio=aio == "native")
 if datapath == "colocated":
     from archipelago.nbd.colocated import local
     provider, c = local(mk("vol-data"), mk("vol-maps"))
@@ -149,10 +156,10 @@ def block_path(d, pool, env):
     nbytes = int(size[:-1]) << {"M": 20, "G": 30}[size[-1]]
     servers, targets = [], {}
     try:
-        for name, dp in (("nbdd-rados", "peers"), ("nbdd-rados-coloc", "colocated")):
+        for name, dp, aio in SERVERS:
             server = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(d / "ceph.conf"),
-                                       pool, str(nbytes), dp], stdout=subprocess.PIPE, text=True,
-                                      env=env)
+                                       pool, str(nbytes), dp, aio], stdout=subprocess.PIPE,
+                                      text=True, env=env)
             servers.append(server)
             uri = server.stdout.readline().strip()
             if not uri:
@@ -172,9 +179,9 @@ def block_path(d, pool, env):
             med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
                    for n, v in got.items()}
             rbd = med["rbd"]
-            for name in ("nbdd-rados", "nbdd-rados-coloc"):
+            for name, _dp, _aio in SERVERS:
                 ours = med[name]
-                print(f"{label:18} {name:16} {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | rbd "
+                print(f"{label:18} {name:19} {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | rbd "
                       f"{rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio "
                       f"{ours[1] / rbd[1]:.2f}x (target >= 0.8x)", flush=True)
     finally:
