@@ -120,7 +120,7 @@ def test_set_storagemap_img_sync_is_checked_against_the_live_mapping(rocks):
     out = json.loads(rocks("set", "host", "storagemap", "nas-0-0", "v1", "img_sync=false",
                            "frequency=60", "output-format=json"))
     assert out[0]["frequency"] == "60"
-    with pytest.raises(errors.Unsupported, match="unmap it .* map it again with "
+    with pytest.raises(errors.Unsupported, match=r"unmap it .* map it again with "
                                                  "img_sync=true"):
         rocks("set", "host", "storagemap", "nas-0-0", "v1", "img_sync=true")
     rocks("remove", "host", "storagemap", "nas-0-0", "v1")
