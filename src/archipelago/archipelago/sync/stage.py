@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 COPY_PIECE = 1 << 20
 COPY_DEPTH = 4
+COPY_GROUP = 1024           # pieces per group commit of their map updates
 SPOOL_MAX = 8 << 30         # incremental streams up to this size are spooled
 MARKS = 64                  # checkpoints a resume token may name
 
@@ -132,7 +133,9 @@ def _union(a, b):
 
 
 def copy_ranges(client, src, dst, ranges):
-    """Copy byte ranges from volume/snapshot `src` into volume `dst` (a few in flight)."""
+    """Copy byte ranges from volume/snapshot `src` into volume `dst` (a few in flight).
+    Only for the commit (which runs again after a crash): the map updates of every
+    COPY_GROUP pieces are one group commit that skips the copy-up of whole chunks."""
     sv, dv = client.volume(src, readonly=True), client.volume(dst)
     pool = ThreadPoolExecutor(COPY_DEPTH)
 
@@ -141,13 +144,16 @@ def copy_ranges(client, src, dst, ranges):
         sv.readinto(buf, off)
         dv.pwrite(buf, off)
 
+    pieces = [(o, min(COPY_PIECE, off + n - o)) for off, n in ranges
+              for o in range(off, off + n, COPY_PIECE)]
     try:
         futs = []
-        for off, n in ranges:
-            for o in range(off, off + n, COPY_PIECE):
-                futs.append(pool.submit(one, o, min(COPY_PIECE, off + n - o)))
-                if len(futs) >= 2 * COPY_DEPTH:
-                    futs.pop(0).result()
+        for i, (off, n) in enumerate(pieces):
+            if i % COPY_GROUP == 0 and hasattr(dv, "prepare"):
+                dv.prepare(pieces[i:i + COPY_GROUP], whole=True)
+            futs.append(pool.submit(one, off, n))
+            if len(futs) >= 2 * COPY_DEPTH:
+                futs.pop(0).result()
         for f in futs:
             f.result()
         dv.flush()
