@@ -229,3 +229,38 @@ def test_fua_uses_pwrite_fua_or_else_a_flush():
                                  flags=proto.CMD_FLAG_FUA) == 0
             assert n.read(0, 4096) == b"f" * 4096
         assert (b.fua_writes, b.flushes) == ((2, 0) if fua else (0, 2))
+
+
+def test_concurrent_first_writes_keep_one_mapping_cache():
+    """Two first writes to a volume both fetch its geometry; what the first learns
+    must not be lost when the second arrives (those chunks' reads would then ask
+    mapperd for the rest of the epoch)."""
+    prov, c = local(MemoryStore())
+    c.create("vm1", 16 * MiB)
+    vd = prov.vlmcd
+    vd.ttl = 1000.0
+    both = threading.Barrier(2, timeout=30)
+    mcall = vd.mcall
+
+    def racing(method, target="", **args):
+        if method == "geometry":
+            both.wait()                              # both threads see no cache yet
+        return mcall(method, target, **args)
+    vd.mcall = racing
+
+    def write(offset):
+        v = vd.enter("vm1")
+        try:
+            vd.map_write(v, "vm1", offset, 4096)
+        finally:
+            v.leave()
+    threads = [threading.Thread(target=write, args=(off,)) for off in (0, 8 * MiB)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    v = vd.enter("vm1")
+    v.leave()
+    vd.mcall = mcall
+    assert vd.cached(v, "vm1", 0, 4096, write=True) is not None
+    assert vd.cached(v, "vm1", 8 * MiB, 4096, write=True) is not None

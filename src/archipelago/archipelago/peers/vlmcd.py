@@ -250,7 +250,13 @@ class Vlmcd:
         c = v.cache
         if c is None:
             g = self.retrying(self.mcall, "geometry", spec)
-            c = v.cache = MapCache(g["object_size"], g.get("chunk_size"))
+            with v.cond:
+                # concurrent first writes each asked for the geometry: keep the first
+                # cache made, or what the others learned into it would be lost (and
+                # reads of those chunks would ask mapperd for the rest of the epoch)
+                c = v.cache
+                if c is None:
+                    c = v.cache = MapCache(g["object_size"], g.get("chunk_size"))
         return c
 
     def map_write(self, v, name, offset, length):
