@@ -3,10 +3,10 @@ bad sources), list_images, remove_image (clones kept), map image= (clones), and 
 rocks storageimg commands."""
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
+from conftest import require
 from controlplane_stub import StubCluster
 
 from archipelago import errors
@@ -16,7 +16,6 @@ from rocks_command_archipelago import commands
 from rocks_command_archipelago.client import Client
 
 M = 1 << 20
-needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img")
 
 
 @pytest.fixture
@@ -71,16 +70,16 @@ def test_shared_blocks_are_stored_once(cl, tmp_path):
     assert two["stored"] == 4 * M and two["added"] == 0
 
 
-@needs_qemu_img
 def test_import_qcow2(cl, tmp_path):
+    require("qemu-img")
     src = qcow2(raw(tmp_path / "q.raw", 8 * M, {M: b"Q" * 512}))
     r = ok(add(cl, "q", src))
     assert r["format"] == "qcow2" and r["size"] == 8 * M
     assert listed(cl)["q"]["state"] == "ready" and listed(cl)["q"]["stored"] == M + 512
 
 
-@needs_qemu_img
 def test_corrupt_qcow2_is_refused(cl, tmp_path):
+    require("qemu-img")
     src = qcow2(raw(tmp_path / "c.raw", 8 * M, {0: b"C" * M}))
     with open(src, "r+b") as f:             # point the L1 table past the end of the file
         f.seek(40)
