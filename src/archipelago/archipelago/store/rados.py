@@ -4,9 +4,12 @@ One RADOS object per store object, in the configured pool and (optional) namespa
 lease records live in a namespace of their own (`lease_namespace`, default
 `<namespace>.leases`; give a node's two blockers the same one to share the records), so `list()`
 never sees them. Every request takes one of `queue_depth` slots (a bounded queue:
-callers beyond that wait). The synchronous methods make blocking librados calls,
-which release the GIL while they wait; `aio_write`/`aio_readinto` return futures
-(librados aio) for callers that keep many requests going from one thread.
+callers beyond that wait). Data reads and unleased writes (readinto, write,
+aio_readinto, aio_write) go through the C extension of rados_aio.py when it is
+built (no copies, completions drained in batches; its own `queue_depth` slots);
+everything else makes blocking python-rados calls, which release the GIL while
+they wait. The aio methods return futures for callers that keep many requests going
+from one thread.
 
 Semantics on RADOS:
   * reads of a missing object or past its end are zeros;
