@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAP_CACHE_TTL = 5.0
 MAX_CACHED = 65536      # cached object mappings across all volumes (~10 MiB)
 MAX_VOLUMES = 4096      # idle per-volume states kept (LRU)
+MAX_PREFETCHED = 8192   # snapshot mappings fetched ahead of their reads (map_read_batch)
 FANOUT = 16             # object requests in flight per volume request
 RETRY_FOR = 30.0        # seconds idempotent requests are retried while a peer restarts
 
@@ -112,6 +113,10 @@ class Vlmcd:
         self.max_cached = max_cached
         self._vols = OrderedDict()      # name -> _Volume, least recently used first
         self._lock = threading.Lock()
+        # (snapshot spec, offset, length) -> extents from a map_read_batch, used once
+        # by the READ of exactly that range (a snapshot's map never changes)
+        self._prefetched = {}
+        self._forgets = 0               # bumped by _forget_prefetched
 
     def vol(self, name):
         with self._lock:
@@ -226,9 +231,34 @@ class Vlmcd:
                 v.thaw()
         elif method == "map_write_batch" and vol and "@" not in req.target:
             result = self._map_write_batch(vol, h)
+        elif method == "map_read_batch" and "@" in req.target:
+            result = self._map_read_batch(req.target, h)
         else:
             result = self.mcall(method, req.target, **h)
+        if method in FREEZING and vol:
+            self._forget_prefetched(vol)
         return P.pack({"r": result})
+
+    def _map_read_batch(self, spec, h):
+        """MAPR of a snapshot's ranges ahead of their reads (a sync send): each READ
+        of exactly one of them then needs no MAPR of its own."""
+        before = self._forgets
+        r = self.mcall("map_read_batch", spec, **h)
+        with self._lock:
+            if self._forgets != before:         # a removal may have overtaken us
+                return {"epoch": r["epoch"], "ranges": 0}
+            if len(self._prefetched) + len(h["ranges"]) > MAX_PREFETCHED:
+                self._prefetched.clear()        # reads that never came
+            for (offset, n), extents in zip(h["ranges"], r["extents"], strict=True):
+                self._prefetched[(spec, offset, n)] = extents
+        return {"epoch": r["epoch"], "ranges": len(h["ranges"])}
+
+    def _forget_prefetched(self, vol):
+        """A snapshot removed (or renamed, ...) through us: drop what we hold of it."""
+        with self._lock:
+            self._forgets += 1
+            for key in [k for k in self._prefetched if k[0].partition("@")[0] == vol]:
+                del self._prefetched[key]
 
     def _map_write_batch(self, name, h):
         """MAPW of many ranges (a sync commit's group): the writes that follow hit
@@ -278,6 +308,11 @@ class Vlmcd:
         ext = self.cached(v, spec, offset, length, write=False)
         if ext is not None:
             return ext
+        if "@" in spec and self._prefetched:
+            with self._lock:
+                ext = self._prefetched.pop((spec, offset, length), None)
+            if ext is not None:
+                return ext
         c = v.cache
         r = self.retrying(self.mcall, "map_read", spec, offset=offset, length=length)
         if c is not None and "@" not in spec:
