@@ -242,3 +242,35 @@ def test_prepare_through_the_peers():
         assert s.pread(SIZE, 0) == data
         with pytest.raises(ReadOnly):
             s.prepare([(0, 1)])
+
+
+def test_prefetch_of_snapshot_reads_through_the_peers():
+    c = client.local(MemoryStore(), MemoryStore())
+    c.create("v", SIZE, object_size=OSIZE)
+    data = random.Random(6).randbytes(SIZE)
+    with c.volume("v") as v:
+        v.pwrite(data, 0)
+    c.snapshot("v", "s1")
+    mapperd = c.t.handlers[1001]
+    calls = []
+    real = mapperd.c_map_read
+    mapperd.c_map_read = lambda *a, **k: calls.append(a) or real(*a, **k)
+    ranges = [(i * 5000, 3000) for i in range(40)]
+    with c.volume("v@s1") as s:
+        s.prefetch(ranges)
+        for off, n in ranges:                       # each mapping used once
+            assert s.pread(n, off) == data[off:off + n]
+        assert calls == []
+        assert s.pread(3000, 0) == data[:3000]      # again: asks mapperd
+        assert len(calls) == 1
+        s.prefetch(ranges[:3])
+    # Removing the snapshot through vlmcd drops what it prefetched of it; a new
+    # snapshot of the same name reads its own data.
+    c.remove("v@s1")
+    with c.volume("v") as v:
+        v.pwrite(b"\0" * 3000, 0)
+    c.snapshot("v", "s1")
+    with c.volume("v@s1") as s:
+        assert s.pread(3000, 0) == b"\0" * 3000
+    with c.volume("v") as v:
+        v.prefetch(ranges)                          # a head: nothing to do

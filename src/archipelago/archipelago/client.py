@@ -160,6 +160,13 @@ class Volume:
                         flags=P.XF_FUA if fua else 0)
         return len(data)
 
+    def prefetch(self, ranges):
+        """Map a snapshot's [(offset, length), ...] ahead of reading exactly those
+        ranges: one MAPR for all of them (vlmcd uses each mapping once)."""
+        if "@" in self.name and ranges:
+            retrying(self.client.retry_for, self.client._call, "map_read_batch",
+                     self.name, ranges=[[int(o), int(n)] for o, n in ranges])
+
     def prepare(self, ranges, whole=False):
         """Make the map ready for writes of [(offset, length), ...] with one group
         commit in mapperd (the writes that follow skip the per-write map update).

@@ -7,11 +7,12 @@ before mapperd answers.
 
 Every request is a call (envelope); the method names are the engine's:
   create clone snapshot remove resize rename list info hash diff du gc
-  open close lock unlock map_read map_write map_write_batch flush
+  open close lock unlock map_read map_write map_read_batch map_write_batch flush
 MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
 (null object = reads as zeros). map_write_batch (ranges [[offset, length], ...],
 whole) is MAPW of many ranges with one group commit (volume/batch.py) and replies
-{"epoch": E, "extents": [[[object, offset, length], ...] per range]}. The engine's
+{"epoch": E, "extents": [[[object, offset, length], ...] per range]};
+map_read_batch (ranges) is MAPR of many ranges alike. The engine's
 lock owner is "NODE:ROLE", so all clients of one node share the node's lock, as in
 the original archipelago.
 """
@@ -25,6 +26,7 @@ from ..errors import (
     ArchipelagoError,
     BackendError,
     Fenced,
+    InvalidArgument,
     Timeout,
     Unavailable,
     Unsupported,
@@ -40,6 +42,7 @@ OPTIONS = [
     C.Option("lease_ttl", 30.0, float, "seconds a volume lock lives without renewal"),
 ]
 
+BATCH_MAX = 4096        # ranges in one map_read_batch (as volume/batch.py's writes)
 STORE_FAILURES = (Unavailable, Timeout, BackendError)
 STORE_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.EHOSTUNREACH,
                 errno.ETIMEDOUT, errno.EIO}
@@ -56,7 +59,8 @@ OPS = {
     "list": P.X_INFO, "info": P.X_INFO, "hash": P.X_HASH, "diff": P.X_INFO,
     "du": P.X_INFO, "gc": P.X_DELETE, "open": P.X_OPEN, "close": P.X_CLOSE,
     "lock": P.X_ACQUIRE, "unlock": P.X_RELEASE, "map_read": P.X_MAPR,
-    "map_write": P.X_MAPW, "map_write_batch": P.X_MAPW, "flush": P.X_FLUSH, "geometry": P.X_INFO,
+    "map_write": P.X_MAPW, "map_write_batch": P.X_MAPW, "map_read_batch": P.X_MAPR,
+    "flush": P.X_FLUSH, "geometry": P.X_INFO,
 }
 
 
@@ -204,6 +208,15 @@ class Mapperd:
 
     def c_map_write(self, name, offset, length):
         return extents_json(*self.eng.map_write(name, offset, length))
+
+    def c_map_read_batch(self, spec, ranges):
+        if len(ranges) > BATCH_MAX:
+            raise InvalidArgument(f"{len(ranges)} ranges in one batch (at most {BATCH_MAX})")
+        epoch, out = None, []
+        for offset, length in ranges:
+            epoch, extents = self.eng.map_read(spec, int(offset), int(length))
+            out.append([[e.obj, e.obj_offset, e.length] for e in extents])
+        return {"epoch": epoch, "extents": out}
 
     def c_map_write_batch(self, name, ranges, whole=False):
         epoch, per_range = self.eng.map_write_batch(name, ranges, bool(whole))
