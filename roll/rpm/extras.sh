@@ -20,8 +20,6 @@ case $src in
 archipelago)
     install -D -m 0644 "$roll/systemd/archipelago.service" "$units/archipelago.service"
     install -D -m 0755 "$roll/init.d/archipelago" "$initd/archipelago"
-    install -D -m 0644 "$roll/systemd/archipelago-nbdd.service" "$units/archipelago-nbdd.service"
-    install -D -m 0755 "$roll/init.d/archipelago-nbdd" "$initd/archipelago-nbdd"
     install -d -m 0755 "$root/etc/archipelago" "$root/var/lib/archipelago" \
         "$root/var/log/archipelago"
     ;;
