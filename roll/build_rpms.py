@@ -1,7 +1,9 @@
 """Build the roll's RPMs with rpmbuild in a private _topdir (build/rpm).
 
 Every src/* package with a setup.py becomes at least one RPM (roll/packages.py
-says which, and their Requires); the roll's own packages are always built.
+says which, and their Requires), and so does a src/* directory the catalog gives
+a spec of its own (src/rados-aio: C, no setup.py); the roll's own packages are
+always built.
 Versions come from version.mk. Prints the RPM paths and writes
 build/rpm/manifest.json ({rpm name: path}).
 
@@ -69,7 +71,7 @@ def defines(v):
         "_topdir": str(TOP), "roll_name": v["ROLLNAME"], "roll_version": v["VERSION"],
         "roll_release": v["RELEASE"], "roll_dir": str(P.ROLL), "top_dir": str(P.ROOT),
         "py_sitelib": f"/usr/lib/python{PYVER}/site-packages",
-        "py_sitearch": f"/usr/lib64/python{PYVER}/site-packages",
+        "py_sitearch": f"/usr/lib64/python{PYVER}/site-packages", "py_ver": PYVER,
         "roll_libdir": "/usr/lib64", "build_python": sys.executable,
         "rocks_entry": rocks_entry(), "_build_id_links": "none",
     }
@@ -116,7 +118,7 @@ def main(argv=None):
         manifest[name] = str(rpm)
         print(rpm)
     (TOP / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    missing = [r for r in P.built_rpms(pkgs) if r not in manifest]
+    missing = [r for r in P.built_rpms(todo) if r not in manifest]
     if failed or missing:
         sys.stderr.write(f"build_rpms: failed: {[p.src or p.rpms[0] for p in failed]}; "
                          f"missing RPMs: {missing}\n")

@@ -4,8 +4,10 @@ One place for the build (build_rpms.py), the ISO (build_iso.py) and the tests.
 Packages follow the original Archipelago split where it applies: libxseg0 and
 python-xseg, the common python package, the peers and tools (`archipelago`),
 the RADOS blocker, the kernel-attach package, the NAS and VM daemons,
-rocks-command-archipelago and archipelago-ganeti. A src/* directory that is
-not listed here still becomes an RPM, from the generic Python template.
+rocks-command-archipelago and archipelago-ganeti, plus the native librados aio
+extension (src/rados-aio, no setup.py: a catalog entry with its own spec makes a
+src/* directory a package). A src/* directory with a setup.py that is not listed
+here still becomes an RPM, from the generic Python template.
 """
 import os
 import re
@@ -43,7 +45,15 @@ CATALOG = [
             {"python3-archipelago": [PY, "python3-xseg", "python3-click", "python3-pika",
                                      "python3-sqlalchemy", "python3-daemon"],
              "archipelago": ["python3-archipelago", "libxseg0"],
-             "archipelago-rados": ["python3-archipelago", "python3-rados"]}),
+             "archipelago-rados": ["python3-archipelago", "python3-rados",
+                                   "python3-archipelago-rados-aio"]}),
+    # C (cffi API mode) built in %build; the .so goes into python3-archipelago's
+    # archipelago/store/ (it is archipelago.store._rados_aio). Built for one python ABI.
+    Package("rados-aio", "rados-aio.spec", ["python3-archipelago-rados-aio"],
+            "Native librados aio data path of the Archipelago RADOS blocker",
+            {"python3-archipelago-rados-aio": ["python(abi) = %{py_ver}",
+                                               "python3-archipelago", "python3-cffi",
+                                               "librados2"]}, noarch=False),
     Package("kernel", "python.spec", ["archipelago-kernel"],
             "Block devices for Archipelago volumes (kernel nbd, FUSE + loop)",
             {"archipelago-kernel": [PY, "python3-archipelago", "nbd", "nbdfuse", "fuse3",
@@ -79,11 +89,14 @@ DISTRO = {
     "python3", "python3-cffi", "python3-click", "python3-pika", "python3-sqlalchemy",
     "python3-daemon", "python3-rados", "rabbitmq-server", "fuse3", "nbd", "nbdfuse",
     "util-linux", "kmod", "systemd", "bash", "coreutils", "chkconfig", "glibc",
-    "shadow-utils",
+    "shadow-utils", "librados2",
 }
 # Capabilities rpm itself adds (interpreters, libc sonames, rpmlib features).
+# librados.so.2 is librados2's soname (the rados-aio extension links it); python(abi)
+# is what the target python3 package provides for its version.
 DISTRO_CAPS = re.compile(r"^(rpmlib\(.*\)|rtld\(GNU_HASH\)|/bin/sh|/bin/bash|/usr/bin/python3|"
-                         r"/usr/bin/env|(libc|libm|libdl|libpthread|librt|ld-linux[-\w.]*)"
+                         r"/usr/bin/env|python\(abi\)|"
+                         r"(libc|libm|libdl|libpthread|librt|librados|ld-linux[-\w.]*)"
                          r"\.so[.\d]*(\(.*\))*)$")
 
 
@@ -94,8 +107,12 @@ def read_version(mk=ROOT / "version.mk"):
 
 
 def src_packages(root=ROOT):
-    """Names of the src/* directories that are packages (have a setup.py)."""
-    return sorted(p.parent.name for p in (root / "src").glob("*/setup.py"))
+    """Names of the src/* directories that are packages: those with a setup.py, and
+    those the catalog builds with a spec of their own (C without setup.py)."""
+    found = {p.parent.name for p in (root / "src").glob("*/setup.py")}
+    found |= {p.src for p in CATALOG if p.src and p.spec != "python.spec"
+              and (root / "src" / p.src).is_dir()}
+    return sorted(found)
 
 
 def plan(root=ROOT):

@@ -3,7 +3,13 @@
 `make build` runs this; the extension lands beside store/rados.py (a build product,
 not in git). Without librados' headers (Debian: librados-dev) nothing is built and
 RadosStore keeps python-rados' own aio: slower, same behaviour.
+
+usage: rados_aio_build.py [--out DIR] [--strict]
+  --out DIR   write _rados_aio<EXT_SUFFIX>.so into DIR (default: the source tree's
+              archipelago/store; the roll's RPM build passes a directory of its own)
+  --strict    fail (exit 1) instead of skipping when librados' headers are missing
 """
+import argparse
 import shutil
 import subprocess
 import sys
@@ -37,15 +43,25 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source("_rados_aio", '#include "rados_aio.h"')
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=DEST)
+    ap.add_argument("--strict", action="store_true")
+    a = ap.parse_args(argv)
+    dest = a.out.resolve()
     if not HEADER.exists():
+        if a.strict:
+            print(f"rados-aio: {HEADER} missing (librados-dev / librados-devel needed)",
+                  file=sys.stderr)
+            return 1
         print(f"rados-aio: {HEADER} missing (apt-get install librados-dev): not built; "
               "RadosStore uses python-rados' aio", file=sys.stderr)
         return 0
+    dest.mkdir(parents=True, exist_ok=True)
     # cffi only writes the C glue; the compiler is called directly because cffi's
     # compile() needs distutils, which breaks on Debian's jaraco next to a new
     # setuptools (see src/libxseg/setup.py).
-    so = DEST / ("_rados_aio" + sysconfig.get_config_var("EXT_SUFFIX"))
+    so = dest / ("_rados_aio" + sysconfig.get_config_var("EXT_SUFFIX"))
     with tempfile.TemporaryDirectory(prefix="rados-aio-") as tmp:
         glue = Path(tmp) / "_rados_aio.c"
         ffibuilder.emit_c_code(str(glue))
@@ -55,7 +71,7 @@ def main():
                         f"-I{sysconfig.get_paths()['include']}", f"-I{HERE}", str(glue),
                         str(HERE / "rados_aio.c"), "-lrados", "-lpthread", "-o", str(out)],
                        check=True)
-        for old in DEST.glob("_rados_aio.*.so"):
+        for old in dest.glob("_rados_aio.*.so"):
             old.unlink()
         shutil.move(str(out), str(so))
     return 0

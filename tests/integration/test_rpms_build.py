@@ -5,6 +5,8 @@
 - installed into a scratch root (`rpm --root --nodeps --noscripts`), every path
   the units, init scripts, node XML, Ganeti provider and rocks bridge refer to
   is there;
+- the native librados aio extension (src/rados-aio) ships as an arch RPM whose .so
+  sits next to store/rados_aio.py and imports from the scratch root;
 - the ISO passes roll/check_iso.py (isoinfo + rpm -qp).
 """
 import json
@@ -13,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -115,9 +118,52 @@ def test_split_and_dependencies_as_designed(build):
         assert {"python3-click", "python3-sqlalchemy"} <= reqs["python3-archipelago"]
     if "archipelago-rados" in reqs:
         assert "python3-rados" in reqs["archipelago-rados"]
+        if AIO in reqs:
+            assert AIO in reqs["archipelago-rados"]
     assert "rabbitmq-server" in reqs["archipelago-frontend"]
     if "python3-xseg" in reqs:
         assert "python3-cffi" in reqs["python3-xseg"]
+
+
+AIO = "python3-archipelago-rados-aio"
+
+
+def test_rados_aio_extension_ships_next_to_rados_aio_py(build):
+    assert (ROOT / "src/rados-aio").is_dir()
+    rpms = build["rpms"]
+    assert AIO in rpms, "src/rados-aio: no RPM"
+    v = packages.read_version()
+    assert qp(rpms[AIO], "--qf", "%{ARCH}") != ["noarch"]
+    # the .so is archipelago.store._rados_aio: beside rados_aio.py (archipelago-rados),
+    # in the sitelib python3-archipelago installs into, for the target python's ABI
+    py = next(p for p in qp(rpms["archipelago-rados"], "-l")
+              if p.endswith("/archipelago/store/rados_aio.py"))
+    so = py.rsplit("/", 1)[0] + "/_rados_aio" + sysconfig.get_config_var("EXT_SUFFIX")
+    assert qp(rpms[AIO], "-l") == [so]
+    assert any(p.endswith("/archipelago/store/__init__.py")
+               and p.startswith(py.rsplit("/store/", 1)[0])
+               for p in qp(rpms["python3-archipelago"], "-l"))
+    for other in ("python3-archipelago", "archipelago-rados"):
+        assert not [p for p in qp(rpms[other], "-l") if p.endswith(".so")], other
+    reqs = {r.split()[0]: r for r in qp(rpms[AIO], "-R")}
+    pin = f"= {v['VERSION']}-{v['RELEASE']}"
+    assert reqs["python3-archipelago"].endswith(pin)
+    assert {"librados2", "python3-cffi", "librados.so.2()(64bit)"} <= set(reqs)
+    assert reqs["python(abi)"] == f"python(abi) = {sysconfig.get_python_version()}"
+    rados = {r.split()[0]: r for r in qp(rpms["archipelago-rados"], "-R")}
+    assert rados.get(AIO, "").endswith(pin), "archipelago-rados must require the extension"
+
+
+def test_rados_aio_extension_imports_from_the_install(scratch):
+    # the system python (the RPMs' target) with only the scratch root's site dirs
+    sites = [str(p) for p in sorted(scratch.glob("usr/lib*/python3*/site-packages"))]
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; import archipelago.store.rados_aio as m;"
+            "print(m.__file__); print(m.available())")
+    r = run([SYS_PY, "-s", "-c", code, *sites], cwd=scratch,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    assert r.returncode == 0, r.stderr
+    where, ok = r.stdout.split()
+    assert where.startswith(str(scratch)) and ok == "True", r.stdout
 
 
 def exec_paths(unit_text):

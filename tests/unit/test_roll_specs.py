@@ -74,3 +74,47 @@ def test_filelist_dirs_config_and_filters(tmp_path):
     only = subprocess.run([sys.executable, script, root, "--match", "^/usr/bin/"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert only == ["/usr/bin/tool"]
+
+
+def test_rados_aio_is_a_package_without_setup_py(tmp_path, monkeypatch):
+    """src/rados-aio (C + cffi build script, no setup.py) becomes its own arch RPM,
+    built from a standalone tarball into a directory of its own, and
+    archipelago-rados requires it."""
+    if not (ROOT / "src/rados-aio").is_dir():
+        return
+    assert not (ROOT / "src/rados-aio/setup.py").exists()
+    assert "rados-aio" in packages.src_packages()
+    plan = packages.plan()
+    aio = next(p for p in plan if p.src == "rados-aio")
+    assert aio.rpms == ["python3-archipelago-rados-aio"] and not aio.noarch
+    arch = next(p for p in plan if p.src == "archipelago")
+    assert "python3-archipelago-rados-aio = %{version}-%{release}" in \
+        packages.requires_for(arch, "archipelago-rados", plan)
+    text = build_rpms.render(aio, plan)
+    assert "BuildArch" not in text
+    assert "Requires:       python3-archipelago = %{version}-%{release}" in text
+    assert "Requires:       librados2" in text
+    assert re.search(r"^make all OUT=build STRICT=1 ", text, re.M)
+    assert "%{py_sitelib}/archipelago/store/_rados_aio.*.so" in text
+    assert "librados2" in packages.DISTRO
+    assert packages.DISTRO_CAPS.match("librados.so.2()(64bit)")
+    monkeypatch.setattr(build_rpms, "TOP", tmp_path)
+    (tmp_path / "SOURCES").mkdir()
+    names = set(tarfile.open(build_rpms.tarball("rados-aio", "9.9")).getnames())
+    assert {f"rados-aio-9.9/{f}" for f in ("Makefile", "rados_aio.c", "rados_aio.h",
+                                            "rados_aio_build.py")} <= names
+
+
+def test_rados_aio_makefile_out_dir_and_default():
+    """`make build` still writes beside store/rados_aio.py; OUT= and STRICT=1 are
+    passed through (dry run: nothing is compiled)."""
+    d = ROOT / "src/rados-aio"
+    if not d.is_dir():
+        return
+
+    def dry(*args):
+        return subprocess.run(["make", "-s", "-n", "-C", str(d), "force", "PY=python3", *args],
+                              capture_output=True, text=True, check=True).stdout
+    assert "rados_aio_build.py --out ../archipelago/archipelago/store" in dry()
+    assert "--strict" not in dry()
+    assert "rados_aio_build.py --out build --strict" in dry("OUT=build", "STRICT=1")
