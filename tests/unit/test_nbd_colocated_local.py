@@ -264,3 +264,102 @@ def test_concurrent_first_writes_keep_one_mapping_cache():
     vd.mcall = mcall
     assert vd.cached(v, "vm1", 0, 4096, write=True) is not None
     assert vd.cached(v, "vm1", 8 * MiB, 4096, write=True) is not None
+
+
+class AsyncDisk(MemoryBackend):
+    """A parallel backend with asynchronous submit (as ColocatedBackend on RADOS):
+    requests queue until `complete()` runs them all as one batch on a 'drainer'
+    thread, where `defer` holds the replies back until the batch is done."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.queue = []
+        self.lock = threading.Lock()
+        self.after = None          # the batch's deferred calls, while one runs
+        self.batches = []          # deferred calls made per batch
+
+    def parallel(self):
+        return True
+
+    def submit_pread(self, buf, offset, done):
+        return self._queue(lambda: super(AsyncDisk, self).pread(buf, offset), done)
+
+    def submit_pwrite(self, buf, offset, done):
+        return self._queue(lambda: super(AsyncDisk, self).pwrite(buf, offset), done)
+
+    def _queue(self, fn, done):
+        with self.lock:
+            self.queue.append((fn, done))
+        return True
+
+    def defer(self, fn):
+        if self.after is None:
+            return False
+        self.after.append(fn)
+        return True
+
+    def complete(self, fail=None):
+        """Complete everything queued as one batch on a new thread; its size."""
+        with self.lock:
+            batch, self.queue = self.queue, []
+
+        def drain():
+            self.after = []
+            for fn, done in batch:
+                try:
+                    fn()
+                    done(fail)
+                except Exception as e:
+                    done(e)
+            after, self.after = self.after, None
+            self.batches.append(len(after))
+            for fn in after:
+                fn()
+        t = threading.Thread(target=drain)
+        t.start()
+        t.join(10)
+        return len(batch)
+
+
+def test_async_submit_replies_batched_after_the_completion_batch():
+    disk = AsyncDisk(1 * MiB)
+
+    class P(Provider):
+        def open(self, volume, snapshot):
+            return disk
+
+    with serve(providers=[P()]) as srv, Client.connect_uri(srv.uri("d")) as n:
+        n.go(export="d")
+        n.send(proto.request(proto.CMD_WRITE, 0, 4, 1) + b"abcd"
+               + proto.request(proto.CMD_WRITE, 8192, 4, 2) + b"efgh")
+        deadline = time.monotonic() + 10
+        while len(disk.queue) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert disk.complete() == 2
+        assert sorted(_replies(n, 2)) == [1, 2]
+        assert disk.batches == [1]             # two replies, one deferred send
+        # reads, and a FLUSH that must wait for them (it drains the connection)
+        n.send(proto.request(proto.CMD_READ, 0, 4, 3) + proto.request(proto.CMD_READ, 8192, 4, 4)
+               + proto.request(proto.CMD_FLUSH, 0, 0, 5))
+        while len(disk.queue) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert disk.complete() == 2
+        got = {}
+        for _ in range(2):
+            magic, err, cookie = proto.SIMPLE_REPLY.unpack(n.recv(proto.SIMPLE_REPLY.size))
+            assert magic == proto.SIMPLE_REPLY_MAGIC and err == 0
+            got[cookie] = n.recv(4)
+        assert got == {3: b"abcd", 4: b"efgh"}
+        assert _replies(n, 1) == [5]
+        # a failed completion is an error reply, and the connection goes on
+        n.send(proto.request(proto.CMD_READ, 0, 4, 6))
+        while len(disk.queue) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        disk.complete(fail=OSError(5, "boom"))
+        magic, err, cookie = proto.SIMPLE_REPLY.unpack(n.recv(proto.SIMPLE_REPLY.size))
+        assert (cookie, err) == (6, proto.EIO)
+        n.send(proto.request(proto.CMD_READ, 8192, 4, 7))
+        while len(disk.queue) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        disk.complete()
+        assert _replies(n, 1) == [7] and n.recv(4) == b"efgh"

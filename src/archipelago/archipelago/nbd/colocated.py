@@ -139,6 +139,12 @@ class ColocatedBackend(Backend):
         t = vlmcd.t
         self.store = t.store if isinstance(t, DirectTransport) else None
         self.aio = self.store is not None and t.aio
+        # the store's lean asynchronous path (RadosStore.submit_io), and its hook to
+        # send the replies of completions that arrive together at once (defer)
+        self._io = getattr(self.store, "submit_io", None) if self.aio else None
+        after = getattr(self.store, "after_batch", None) if self.aio else None
+        if after is not None:
+            self.defer = after
         self.description = f"archipelago volume {spec} (co-located)"
 
     def size(self):
@@ -224,8 +230,15 @@ class ColocatedBackend(Backend):
             if ext is None or len(ext) != 1 or ext[0][0] is None:
                 v.leave()
                 return False
+            obj, ooff, _n = ext[0]
+            if self._io is not None:
+                def finished_io(exc):
+                    v.leave()
+                    done(exc)
+                if self._io(write, obj, ooff, buf, finished_io):
+                    return True
             aio = self.store.aio_write if write else self.store.aio_readinto
-            fut = aio(ext[0][0], ext[0][1], buf)
+            fut = aio(obj, ooff, buf)
         except BaseException:
             v.leave()
             raise

@@ -132,6 +132,19 @@ class _Inflight:
                 self.free.append(buf)
             self.cond.notify_all()
 
+    def release_many(self, bufs):
+        """release() for a list of (buf, length), one wake-up."""
+        if not bufs:
+            return
+        with self.cond:
+            for buf, length in bufs:
+                self.bytes -= length
+                self.count -= 1
+                if (isinstance(buf, mmap.mmap)
+                        and sum(map(len, self.free)) + len(buf) <= KEEP_BYTES):
+                    self.free.append(buf)
+            self.cond.notify_all()
+
     def submit(self, fn, *args):
         if self.pool is None:
             self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="nbd-io")
@@ -178,8 +191,16 @@ class Session:
         # (cheaper than pwrite + a flush of everything); else those two
         self.pwrite_fua = getattr(self.backend, "pwrite_fua", None)
         self.inflight = _Inflight(PAR_WORKERS if self.parallel else BIG_WORKERS)
+        # optional: backend.defer(fn) -> True when called in a completion callback of
+        # the backend's asynchronous I/O: fn() then runs once the completions that
+        # arrived together are handled (their replies go out in one sendmsg)
+        self.defer = getattr(self.backend, "defer", None) if self.submit_pread else None
         self.big = None
         self.send_lock = threading.Lock()
+        self.done_lock = threading.Lock()      # guards the three below
+        self.done_parts = []                   # replies of completed aio requests ...
+        self.done_bufs = []                    # ... and the buffers to release after
+        self.done_queued = False               # a send of them is scheduled
         self.out = []
         self.outbytes = 0
         self.warned = False
@@ -383,10 +404,36 @@ class Session:
             reply = self.failure(cookie, _WRITE, exc)
         else:
             reply = _SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie)
+        self._completed((reply,), buf, length)
+
+    def _completed(self, parts, buf, length):
+        """The reply of an asynchronous request (on the backend's completion thread):
+        queued, and sent with the others completed in the same batch in one sendmsg
+        once the backend has handled that batch (`defer`), else at once. The buffer
+        is given back after the send."""
+        with self.done_lock:
+            self.done_parts += parts
+            self.done_bufs.append((buf, length))
+            if self.done_queued:
+                return
+            self.done_queued = True
+        defer = self.defer
+        if defer is None or not defer(self._send_completed):
+            self._send_completed()
+
+    def _send_completed(self):
+        with self.done_lock:
+            parts, self.done_parts = self.done_parts, []
+            bufs, self.done_bufs = self.done_bufs, []
+            self.done_queued = False
         try:
-            self.send_now([reply])
+            with self.send_lock:
+                sendmsg_all(self.sock, parts)
+        except (OSError, Disconnected) as e:
+            log.debug("client %s: reply not sent: %s", self.client, e)
         finally:
-            self.inflight.release(buf, length)
+            del parts
+            self.inflight.release_many(bufs)
 
     def _aio_read(self, buf, cookie, offset, length):
         """Start a READ on the backend's own asynchronous I/O (no worker thread)."""
@@ -403,16 +450,13 @@ class Session:
 
     def _read_done(self, buf, view, cookie, offset, length, exc):
         if exc is not None:
-            parts = [self.failure(cookie, _READ, exc)]
+            parts = (self.failure(cookie, _READ, exc),)
         elif self.structured:
-            parts = [_DATA_HDR(proto.STRUCTURED_REPLY_MAGIC, 1, 1, cookie, length + 8,
-                               offset), view]
+            parts = (_DATA_HDR(proto.STRUCTURED_REPLY_MAGIC, 1, 1, cookie, length + 8,
+                               offset), view)
         else:
-            parts = [_SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie), view]
-        try:
-            self.send_now(parts)
-        finally:
-            self.inflight.release(buf, length)
+            parts = (_SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie), view)
+        self._completed(parts, buf, length)
 
     def _par_read(self, buf, cookie, offset, length):
         """A READ in a worker (parallel backends): read, then send the reply at once."""

@@ -438,6 +438,42 @@ class RadosStore(RadosLeases, ObjectStore):
             return n
         return c.aio.write(name, offset, data, then)
 
+    def submit_io(self, write, name, offset, buf, cb):
+        """The lean asynchronous data path of an in-process frontend (nbd/colocated.py):
+        read object `name` at `offset` into memoryview `buf` (zero fill past its end
+        or for a missing object), or write `buf` there; cb(None or exception) runs
+        on the completion thread (or at once when it could not be started). Unlike
+        aio_readinto/aio_write the name and range are not checked (the caller's
+        come from mapperd's maps) and there is no Future. False: no native aio
+        (use those)."""
+        c = self.conn()
+        aio = c.aio
+        if aio is None:
+            return False
+        n = len(buf)
+        if write:
+            def done(rv):
+                cb(None if rv >= 0 else self._native_error(c, rv, f"write {name}"))
+        else:
+            def done(rv):
+                if rv >= 0:
+                    if rv < n:                  # past the end: zeros
+                        buf[rv:] = bytes(n - rv)
+                    cb(None)
+                elif rv == -errno.ENOENT:
+                    buf[:] = bytes(n)
+                    cb(None)
+                else:
+                    cb(self._native_error(c, rv, f"read {name}"))
+        aio.start(write, name.encode(), offset, buf, done)
+        return True
+
+    def after_batch(self, fn):
+        """In a submit_io callback: run fn() once the completions that arrived with it
+        are handled, and True (else False: call it yourself)."""
+        c = self._conn
+        return c is not None and c.aio is not None and c.aio.after_batch(fn)
+
     def _native_error(self, c, rv, what):
         if rv == -errno.ESHUTDOWN:
             self._mark_dead(c)

@@ -104,6 +104,8 @@ class AioClient:
     def __init__(self, cfg, namespace, failed):
         self._failed = failed
         self._ops = {}
+        self._cbs = {}                  # tag -> (cb, buffer): the lean path (start)
+        self._after = []                # run once the current batch is completed
         self._tags = itertools.count(1)
         self._lock = threading.Lock()
         self._closed = False
@@ -140,6 +142,35 @@ class AioClient:
                           tag, threading.get_ident() == self._drainer)
         return self._started(tag, op, rv)
 
+    def start(self, write, oid, offset, buf, cb):
+        """The lean path (nbdd's hot path): no Op, no lock. Start a read into (or a
+        write from) `buf` of object `oid` (bytes) at `offset`; cb(rv) runs on the
+        drainer with librados' result -- or at once, here, when the request could
+        not be started. Unavailable once closed."""
+        tag = next(self._tags)
+        self._cbs[tag] = (cb, buf)
+        force = threading.get_ident() == self._drainer
+        if write:
+            rv = lib.ra_write(self._cl, oid, ffi.from_buffer(buf), len(buf), offset, tag,
+                              force)
+        else:
+            rv = lib.ra_read(self._cl, oid, ffi.from_buffer(buf, require_writable=True),
+                             len(buf), offset, tag, force)
+        if rv < 0:
+            self._cbs.pop(tag, None)
+            if self._closed:
+                raise Unavailable("RADOS aio client is closed")
+            cb(rv)
+
+    def after_batch(self, fn):
+        """On the drainer (in a completion callback): run fn() once every completion
+        of the current batch has been handled, and True; elsewhere False. Lets a
+        caller send the replies of completions that arrived together at once."""
+        if threading.get_ident() != self._drainer:
+            return False
+        self._after.append(fn)
+        return True
+
     def flush(self):
         """Wait until every request started so far completed (GIL released)."""
         if not self._closed:
@@ -162,15 +193,30 @@ class AioClient:
     def _drain(self):
         tags = ffi.new("uint64_t[]", BATCH)
         rvs = ffi.new("int64_t[]", BATCH)
-        ops = self._ops
+        ops, cbs = self._ops, self._cbs
         while True:
             n = lib.ra_wait(self._cl, tags, rvs, BATCH, WAIT_MS)
             if n < 0:       # closed, nothing left in flight
                 lib.ra_destroy(self._cl)
                 return
             for i in range(n):
-                op = ops.pop(tags[i])
+                tag = tags[i]
+                lean = cbs.pop(tag, None)
+                if lean is not None:
+                    try:
+                        lean[0](rvs[i])
+                    except Exception:  # a callback's error must not stop the drainer
+                        log.exception("RADOS aio completion callback failed")
+                    continue
+                op = ops.pop(tag)
                 op.finish(*self._outcome(op, rvs[i]))
+            if self._after:
+                after, self._after = self._after, []
+                for fn in after:
+                    try:
+                        fn()
+                    except Exception:
+                        log.exception("RADOS aio after-batch callback failed")
 
     def close(self):
         """Refuse new requests; those in flight complete (each bounded by op_timeout),
