@@ -37,8 +37,16 @@ class MapCache:
         since = self.confirmed if write else max(self.confirmed, self.seen)
         if not self.entries or time.monotonic() - since > ttl:
             return None
-        osz, out = self.object_size, []
-        pos, end = offset, offset + length
+        osz = self.object_size
+        idx, off = divmod(offset, osz)
+        if 0 < length <= osz - off:             # one object (most requests): no loop
+            e = self.entries.get(idx)
+            if e is None:
+                return None
+            cs = self.chunk_size
+            m = (2 << ((off + length - 1) // cs)) - (1 << (off // cs))   # chunk_mask
+            return [[e[0], off, length]] if e[1] & m == m else None
+        out, pos, end = [], offset, offset + length
         while pos < end:
             idx, off = divmod(pos, osz)
             n = min(osz - off, end - pos)
