@@ -17,15 +17,19 @@ A Client and its Volumes are safe to use from several threads. See
 docs/volumes.md for the full API.
 """
 import logging
+import os
+import threading
 
 from . import config as C
-from .errors import ReadOnly
+from .errors import InvalidArgument, ReadOnly
 from .peers import config as PC
 from .peers import protocol as P
 from .peers.mapperd import OPS
 from .peers.transport import retrying
 
 RETRY_FOR = 30.0     # seconds volume I/O waits for a restarting vlmcd
+DIRECT_ENV = "ARCHIPELAGO_DIRECT_STORE"     # "0": never open the data store in-process
+DIRECT_FDCACHE = 4096                       # fds the in-process FileStore keeps open
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +37,34 @@ log = logging.getLogger(__name__)
 class Client:
     """Metadata and I/O of one node's volumes (see the module docstring)."""
 
-    def __init__(self, transport, port, retry_for=RETRY_FOR):
+    def __init__(self, transport, port, retry_for=RETRY_FOR, direct=None):
         self.t = transport
         self.port = port
         self.retry_for = retry_for
+        self._direct_open = direct      # () -> ObjectStore or None (connect() sets it)
+        self._direct = None
+        self._direct_lock = threading.Lock()
+
+    def direct_store(self):
+        """The node's data store opened in this process, or None.
+
+        Only where the data blocker is a FileStore on a directory this process owns
+        (same user as the peers, so files and fan-out directories it creates stay
+        theirs) and not disabled by ARCHIPELAGO_DIRECT_STORE=0. Object names are
+        never reused (fresh names for every copy-on-write), so a snapshot's objects
+        named by mapperd can be read here without the vlmcd and blocker hops, and
+        the objects of a range mapped for writing (Volume.prepare) written here, as
+        the co-located data path does (nbd/colocated.py). Callers still ask mapperd
+        for every mapping."""
+        with self._direct_lock:
+            if self._direct_open is not None:
+                opener, self._direct_open = self._direct_open, None
+                try:
+                    self._direct = opener()
+                except Exception as e:           # any failure: the peers path
+                    log.info("data store not usable in-process (%s); using the peers", e)
+                    self._direct = None
+            return self._direct
 
     def _io(self, op, name, **fields):
         # Volume I/O is idempotent: ride out a vlmcd restart instead of failing it.
@@ -49,7 +77,13 @@ class Client:
         self.close()
 
     def close(self):
-        self.t.close()
+        with self._direct_lock:
+            store, self._direct, self._direct_open = self._direct, None, None
+        try:
+            if store is not None:
+                store.close()
+        finally:
+            self.t.close()
 
     def _call(self, method, target="", **args):
         h, _ = self.t.call(self.port, OPS.get(method, P.X_INFO), method, target, **args)
@@ -160,6 +194,22 @@ class Volume:
                         flags=P.XF_FUA if fua else 0)
         return len(data)
 
+    def direct_store(self):
+        """Client.direct_store() (None: use the peers)."""
+        return self.client.direct_store()
+
+    def map_extents(self, ranges):
+        """A snapshot's mappings of [(offset, length), ...]: one list of [object|None,
+        object offset, length] per range (None reads as zeros), from mapperd in one
+        call; vlmcd keeps nothing (for reading the objects in-process)."""
+        if "@" not in self.name:
+            raise InvalidArgument(f"{self.name}: map_extents is for snapshots only")
+        if not ranges:
+            return []
+        r = retrying(self.client.retry_for, self.client._call, "map_read_extents",
+                     self.name, ranges=[[int(o), int(n)] for o, n in ranges])
+        return r["extents"]
+
     def prefetch(self, ranges):
         """Map a snapshot's [(offset, length), ...] ahead of reading exactly those
         ranges: one MAPR for all of them (vlmcd uses each mapping once)."""
@@ -171,14 +221,17 @@ class Volume:
         """Make the map ready for writes of [(offset, length), ...] with one group
         commit in mapperd (the writes that follow skip the per-write map update).
         `whole`: every byte of the ranges will be written, and written again after a
-        crash (a sync commit); fully covered chunks are then not copied up."""
+        crash (a sync commit); fully covered chunks are then not copied up. Returns
+        the mappings: per range a list of [object, object offset, length]."""
         if self.readonly:
             raise ReadOnly(f"{self.name} is read-only")
-        if ranges:
-            # Idempotent (a second run finds the map ready): rides out restarts too.
-            retrying(self.client.retry_for, self.client._call, "map_write_batch",
+        if not ranges:
+            return []
+        # Idempotent (a second run finds the map ready): rides out restarts too.
+        r = retrying(self.client.retry_for, self.client._call, "map_write_batch",
                      self.name, ranges=[[int(o), int(n)] for o, n in ranges],
                      whole=bool(whole))
+        return r["extents"]
 
     def flush(self):
         """Make every completed write durable (drains this node's writes to the volume)."""
@@ -200,7 +253,25 @@ def connect(conf=None):
     cfg = C.load(conf)
     xseg, roles = PC.check(cfg)
     vlmcd = PC.find_type(roles, "vlmcd")
-    return Client(XsegTransport.join(xseg, "client"), vlmcd.port)
+    return Client(XsegTransport.join(xseg, "client"), vlmcd.port,
+                  direct=lambda: _direct_store(roles, vlmcd))
+
+
+def _direct_store(roles, vlmcd):
+    """The FileStore of vlmcd's data blocker, opened here (Client.direct_store), or None."""
+    if os.environ.get(DIRECT_ENV, "1") == "0":
+        return None
+    port = vlmcd.opts.blocker_port
+    blocker = next((r for r in roles if r.is_blocker and r.port == port), None)
+    if blocker is None or blocker.type != "filed":
+        return None                 # RADOS, memd: through the peers
+    root = blocker.opts.archip_dir
+    objects = os.path.join(root, "objects")
+    st = os.stat(objects)           # the blocker made it; missing = not this machine's
+    if st.st_uid != os.geteuid() or not os.access(objects, os.R_OK | os.W_OK | os.X_OK):
+        return None
+    from .store.file import FileStore
+    return FileStore(root, fdcache=max(blocker.opts.fdcache, DIRECT_FDCACHE))
 
 
 def local(data_store, map_store=None, **kw):

@@ -12,7 +12,9 @@ MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
 (null object = reads as zeros). map_write_batch (ranges [[offset, length], ...],
 whole) is MAPW of many ranges with one group commit (volume/batch.py) and replies
 {"epoch": E, "extents": [[[object, offset, length], ...] per range]};
-map_read_batch (ranges) is MAPR of many ranges alike. The engine's
+map_read_batch (ranges) is MAPR of many ranges alike (vlmcd keeps each mapping
+for one READ); map_read_extents is the same call that vlmcd passes through
+untouched (a sync send reading a snapshot's objects in-process). The engine's
 lock owner is "NODE:ROLE", so all clients of one node share the node's lock, as in
 the original archipelago.
 """
@@ -60,6 +62,7 @@ OPS = {
     "du": P.X_INFO, "gc": P.X_DELETE, "open": P.X_OPEN, "close": P.X_CLOSE,
     "lock": P.X_ACQUIRE, "unlock": P.X_RELEASE, "map_read": P.X_MAPR,
     "map_write": P.X_MAPW, "map_write_batch": P.X_MAPW, "map_read_batch": P.X_MAPR,
+    "map_read_extents": P.X_MAPR,
     "flush": P.X_FLUSH, "geometry": P.X_INFO,
 }
 
@@ -217,6 +220,9 @@ class Mapperd:
             epoch, extents = self.eng.map_read(spec, int(offset), int(length))
             out.append([[e.obj, e.obj_offset, e.length] for e in extents])
         return {"epoch": epoch, "extents": out}
+
+    def c_map_read_extents(self, spec, ranges):
+        return self.c_map_read_batch(spec, ranges)
 
     def c_map_write_batch(self, name, ranges, whole=False):
         epoch, per_range = self.eng.map_write_batch(name, ranges, bool(whole))

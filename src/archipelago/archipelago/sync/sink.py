@@ -121,10 +121,32 @@ class SpoolSink:
 
 def _prepare(vol, group):
     """One group commit of the map updates for the writes in `group` (a sync commit
-    writes every byte of them, and writes them again if it is interrupted)."""
+    writes every byte of them, and writes them again if it is interrupted); the
+    mappings per range (None where the volume has no prepare)."""
     prepare = getattr(vol, "prepare", None)
-    if prepare is not None:
-        prepare([(off, n) for off, n, _ in group], whole=True)
+    if prepare is None:
+        return None
+    return prepare([(off, n) for off, n, _ in group], whole=True)
+
+
+def _direct_store(vol):
+    """The node's data store in this process (Client.direct_store), or None."""
+    get = getattr(vol, "direct_store", None)
+    return get() if get is not None else None
+
+
+def _write_extents(store, extents, data):
+    """Write `data` into the objects `extents` ([object, offset, length], as prepare
+    mapped the range) on the in-process store."""
+    data = memoryview(data)
+    pos = 0
+    for obj, ooff, n in extents:
+        if obj is None:
+            raise BackendError("mapperd mapped a write to no object")
+        store.write(obj, ooff, data[pos:pos + n])
+        pos += n
+    if pos != len(data):
+        raise BackendError(f"mapperd mapped {pos} bytes of a {len(data)}-byte write")
 
 
 def apply_spool(path, size, vol, times=None):
@@ -141,6 +163,7 @@ def apply_spool(path, size, vol, times=None):
     clock = _Clock(times)
     w = _Writes(vol, COMMIT_DEPTH)
     group, nbytes = [], 0
+    store = _direct_store(vol)
 
     def flush_group():
         nonlocal nbytes
@@ -149,9 +172,14 @@ def apply_spool(path, size, vol, times=None):
             # its map changes: a spool damaged on disk stops the commit here.
             list(w.pool.map(F.Record.verify, [r for _, _, r in group if r is not None]))
         with clock("map"):
-            _prepare(vol, group)
-        for off, n, rec in group:
-            w.submit(vol.pwrite, _ZEROS[:n] if rec is None else rec.payload, off)
+            mapped = _prepare(vol, group)
+        if store is not None and mapped is not None:
+            for (_off, n, rec), exts in zip(group, mapped, strict=True):
+                w.submit(_write_extents, store, exts,
+                         _ZEROS[:n] if rec is None else rec.payload)
+        else:
+            for off, n, rec in group:
+                w.submit(vol.pwrite, _ZEROS[:n] if rec is None else rec.payload, off)
         group.clear()
         nbytes = 0
 
@@ -179,6 +207,8 @@ def apply_spool(path, size, vol, times=None):
                 flush_group()
             w.drain()
         with clock("flush"):
+            if store is not None:
+                store.flush()
             vol.flush()
     finally:
         w.close()
