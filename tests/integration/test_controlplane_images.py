@@ -2,10 +2,10 @@
 qcow2 files with `rocks add host storageimg`, list them, map clones with image=, read
 the image's data through the compute node's NBD URI, write to a clone without
 touching the image, dedup across images, and bad input."""
-import json
 import subprocess
 
 import pytest
+from rocks_cli import rocks_json as js
 
 from archipelago.nbd.client import Client
 
@@ -16,12 +16,6 @@ NAS, C0 = "nas-6-0", "compute-6-0"
 VOLUMES = "engine"
 ATTACHER = "uri"
 M = 1 << 20
-
-
-def js(cl, *words):
-    r = cl.rocks(*words, "output-format=json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def fails(cl, *words):

@@ -1,11 +1,11 @@
 """The control plane over the real data path: VolumeEngine volumes exported by the
 NAS's NBD servers, attached on compute nodes as block devices (archipelago_kernel,
 FUSE+loop or kernel nbd) when this host allows it, else used through the NBD URI."""
-import json
 import os
 
 import pytest
 from conftest import require_service
+from rocks_cli import rocks_json as js
 
 from archipelago import errors
 from archipelago.nbd.client import Client
@@ -26,12 +26,6 @@ def _attacher():
 
 
 ATTACHER = _attacher()
-
-
-def js(cl, *words):
-    r = cl.rocks(*words, "output-format=json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def write(dev_or_uri, data, offset):

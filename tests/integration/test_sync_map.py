@@ -5,7 +5,6 @@ regions not yet copied are tested deterministically; compute-6-1 copies in the
 background; compute-6-2 sends its streams through ssh (a private sshd). Data
 written through the compute node's device must come back byte-identical from the
 NAS after unmap, also when a daemon is killed mid-sync."""
-import json
 import os
 import shlex
 import socket
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 import sshd as private_sshd
 from conftest import require_service
+from rocks_cli import rocks_json as js
+from rocks_cli import storagemap_row, wait_for
 
 from archipelago.nbd.client import Client
 
@@ -66,24 +67,8 @@ def cl(rabbitmq, tmp_path_factory):
         sshd.stop()
 
 
-def js(cl, *words):
-    r = cl.rocks(*words, "output-format=json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout) if r.stdout.strip() else []
-
-
 def row(cl, volume):
-    return next(m for m in js(cl, "list", "host", "storagemap", NAS) if m["volume"] == volume)
-
-
-def wait_for(fn, what, timeout=60):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    return storagemap_row(cl, NAS, volume)
 
 
 def io(dev, offset, data=None, length=0):

@@ -5,7 +5,6 @@ checkpoint (the resumed stream is shorter than the data) and the NAS copy is
 byte-identical to what was written. Needs root (ip netns) and rabbitmq-server.
 (kill -9 of either daemon mid-stream: tests/integration/test_sync_map.py.)"""
 import hashlib
-import json
 import os
 import sys
 import time
@@ -13,7 +12,10 @@ from pathlib import Path
 
 import netns
 import pytest
+import rocks_cli
 from conftest import require_service
+from rocks_cli import rocks_json as js
+from rocks_cli import storagemap_row
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -98,24 +100,12 @@ def cluster(net, tmp_path_factory):
         cl.stop_broker()
 
 
-def js(cl, *words):
-    r = cl.rocks(*words, "output-format=json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout) if r.stdout.strip() else []
-
-
 def row(cl, volume):
-    return next(m for m in js(cl, "list", "host", "storagemap", NAS) if m["volume"] == volume)
+    return storagemap_row(cl, NAS, volume)
 
 
 def wait_for(fn, what, timeout=120):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    return rocks_cli.wait_for(fn, what, timeout, interval=0.5)
 
 
 def vm_io(net, *args):
