@@ -5,6 +5,7 @@ import os
 import pytest
 from store_contract import *  # noqa: F403
 
+from archipelago.errors import BackendError
 from archipelago.store.file import FileStore
 
 
@@ -33,8 +34,44 @@ def test_fanout_layout(store):
     path = [p for p in _files(store.root) if p.startswith("objects")]
     assert len(path) == 1
     parts = path[0].split(os.sep)
-    assert parts[0] == "objects" and len(parts[1]) == 2 and len(parts[2]) == 2
-    assert parts[3] == "obj-1"
+    assert parts[0] == "objects" and len(parts[1]) == 2 and parts[2] == "obj-1"
+    assert store.layout == 2
+    assert (open(os.path.join(store.root, "layout")).read().strip()) == "2"
+
+
+def test_store_without_layout_file_keeps_the_old_fanout(tmp_path):
+    """A store made before layout files (objects/XX/YY/NAME) is read and written as it
+    was, also after a reopen; a new store gets layout 2 whoever opens it first."""
+    import hashlib
+    root = tmp_path / "old"
+    h = hashlib.sha256(b"old-obj").hexdigest()
+    d = root / "objects" / h[:2] / h[2:4]
+    d.mkdir(parents=True)
+    (d / "old-obj").write_bytes(b"before")
+    s = FileStore(root)
+    assert s.layout == 1 and not (root / "layout").exists()
+    assert s.read("old-obj", 0, 6) == b"before"
+    s.write("new-obj", 0, b"after")
+    s.close()
+    s = FileStore(root)
+    h = hashlib.sha256(b"new-obj").hexdigest()
+    assert (root / "objects" / h[:2] / h[2:4] / "new-obj").exists()
+    assert sorted(s.list()) == ["new-obj", "old-obj"]
+    s.close()
+    a, b = FileStore(tmp_path / "new"), FileStore(tmp_path / "new")
+    assert a.layout == b.layout == 2
+    a.write("x", 0, b"1")
+    a.flush()
+    assert b.read("x", 0, 1) == b"1" and list(b.list()) == ["x"]
+    a.close()
+    b.close()
+
+
+def test_unknown_layout_is_refused(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "layout").write_text("9\n")
+    with pytest.raises(BackendError, match="unknown object layout"):
+        FileStore(tmp_path / "s")
 
 
 def test_dot_names_stay_inside(store, tmp_path):
@@ -42,7 +79,7 @@ def test_dot_names_stay_inside(store, tmp_path):
         store.replace(name, b"in")
     assert not (tmp_path / "in").exists()
     for p in _files(store.root):
-        assert p.startswith(("objects", "leases"))
+        assert p.startswith(("objects", "leases")) or p == "layout"
     assert sorted(store.list()) == [".", "..", "..."]
 
 

@@ -21,6 +21,7 @@ DEPTH = 4
 COMMIT_DEPTH = 16           # writes in flight while a spool is applied
 GROUP_BYTES = 64 << 20      # a group of records whose map updates commit together
 GROUP_RANGES = 1024
+VERIFIERS = 2               # threads re-verifying a group's checksums (blake2b)
 _ZEROS = memoryview(bytes(F.MAX_PAYLOAD))
 
 
@@ -161,25 +162,33 @@ def apply_spool(path, size, vol, times=None):
     writes) and "flush"."""
     times = {} if times is None else times
     clock = _Clock(times)
-    w = _Writes(vol, COMMIT_DEPTH)
-    group, nbytes = [], 0
     store = _direct_store(vol)
+    writers = ThreadPoolExecutor(COMMIT_DEPTH)
+    hashers = ThreadPoolExecutor(VERIFIERS)
+    written = deque()                # the futures of the groups still being written
+    group, nbytes = [], 0
 
     def flush_group():
         nonlocal nbytes
         with clock("verify"):
             # The group's checksums, in parallel (blake2b releases the GIL), before
             # its map changes: a spool damaged on disk stops the commit here.
-            list(w.pool.map(F.Record.verify, [r for _, _, r in group if r is not None]))
+            list(hashers.map(F.Record.verify, [r for _, _, r in group if r is not None]))
         with clock("map"):
             mapped = _prepare(vol, group)
+        # At most two groups' writes queued: this one's verify and group commit ran
+        # while the previous one's writes were going on.
+        while len(written) > 1:
+            for fut in written.popleft():
+                fut.result()
         if store is not None and mapped is not None:
-            for (_off, n, rec), exts in zip(group, mapped, strict=True):
-                w.submit(_write_extents, store, exts,
-                         _ZEROS[:n] if rec is None else rec.payload)
+            written.append([writers.submit(_write_extents, store, exts,
+                                           _ZEROS[:n] if rec is None else rec.payload)
+                            for (_off, n, rec), exts in zip(group, mapped, strict=True)])
         else:
-            for off, n, rec in group:
-                w.submit(vol.pwrite, _ZEROS[:n] if rec is None else rec.payload, off)
+            written.append([writers.submit(vol.pwrite,
+                                           _ZEROS[:n] if rec is None else rec.payload, off)
+                            for off, n, rec in group])
         group.clear()
         nbytes = 0
 
@@ -205,13 +214,17 @@ def apply_spool(path, size, vol, times=None):
                     flush_group()
             if group:
                 flush_group()
-            w.drain()
+            while written:
+                for fut in written.popleft():
+                    fut.result()
         with clock("flush"):
             if store is not None:
                 store.flush()
             vol.flush()
     finally:
-        w.close()
+        writers.shutdown(wait=True, cancel_futures=True)
+        hashers.shutdown(wait=True, cancel_futures=True)
+        vol.close()
     times["write"] -= times.get("map", 0.0) + times.get("verify", 0.0)
     return times
 
