@@ -1,0 +1,147 @@
+"""Sync with the data store opened in-process (Client.direct_store): the sender reads a
+snapshot's object files, the commit writes the prepared objects, both on a FileStore."""
+import importlib
+import io
+import random
+
+import pytest
+
+from archipelago import client, sync
+from archipelago.client import Volume
+from archipelago.errors import NotFound
+from archipelago.store.file import FileStore
+from archipelago.sync import format as F
+from archipelago.sync import sink as K
+
+S = importlib.import_module("archipelago.sync.send")   # sync.send is also the function
+
+MiB = 1 << 20
+K64 = 64 << 10
+SIZE = 16 * MiB
+
+
+def node(root, direct):
+    """An in-process node on FileStores under `root`; with `direct`, its Client opens
+    the data store a second time for the in-process path, as connect() does."""
+    c = client.local(FileStore(root / "blocks"), FileStore(root / "maps"))
+    if direct:
+        c._direct_open = lambda: FileStore(root / "blocks")
+    return c
+
+
+def stream(c, spec, **kw):
+    out = io.BytesIO()
+    stats = sync.send(c, spec, out, **kw)
+    return out.getvalue(), stats
+
+
+def records(raw):
+    """(type, offset, length, payload) of the D and Z records."""
+    r = F.Reader(io.BytesIO(raw))
+    r.preamble()
+    out = []
+    while True:
+        rec = r.next()
+        if rec.type == F.END:
+            return out
+        if rec.type in (F.DATA, F.ZERO):
+            out.append((rec.type, rec.offset, rec.length, bytes(rec.payload)))
+
+
+def read(c, spec):
+    with c.volume(spec, readonly=True) as v:
+        return v.pread(v.size, 0)
+
+
+def source(c):
+    """v@s1, then scattered 64 KiB writes, a zeroed run and an overlay, v@s2."""
+    rng = random.Random(7)
+    c.create("v", SIZE)
+    with c.volume("v") as v:
+        v.pwrite(rng.randbytes(6 * MiB), MiB)
+        v.flush()
+    c.snapshot("v", "s1")
+    with c.volume("v") as v:
+        for i in rng.sample(range(SIZE // K64), 40):
+            v.pwrite(rng.randbytes(K64), i * K64)
+        v.pwrite(bytes(2 * K64), 2 * MiB)
+        v.pwrite(rng.randbytes(3 * K64 + 100), 5 * MiB + 7)
+        v.flush()
+    c.snapshot("v", "s2")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """How often the in-process read and write paths ran."""
+    n = {"read": 0, "write": 0}
+    read0, write0 = S._Direct.readinto, K._write_extents
+
+    def readinto(self, buf, off):
+        n["read"] += 1
+        return read0(self, buf, off)
+
+    def write_extents(store, extents, data):
+        n["write"] += 1
+        return write0(store, extents, data)
+
+    monkeypatch.setattr(S._Direct, "readinto", readinto)
+    monkeypatch.setattr(K, "_write_extents", write_extents)
+    return n
+
+
+def test_direct_send_sends_the_same_records(tmp_path, counted):
+    a = node(tmp_path / "a", direct=True)
+    source(a)
+    raw_direct, st_direct = stream(a, "v@s2", from_snap="s1")
+    assert counted["read"] > 0
+    a._direct.close()
+    a._direct, a._direct_open = None, None        # the peers path from here on
+    n = counted["read"]
+    raw_peers, st_peers = stream(a, "v@s2", from_snap="s1")
+    assert counted["read"] == n
+    assert records(raw_direct) == records(raw_peers)
+    assert st_direct["wire_bytes"] == st_peers["wire_bytes"]
+    full_direct = node(tmp_path / "a", direct=True)
+    raw_full, _ = stream(full_direct, "v@s2")
+    assert records(raw_full) == records(stream(a, "v@s2")[0])
+    a.close()
+    full_direct.close()
+
+
+def test_direct_commit_writes_the_same_volume(tmp_path, counted):
+    a, b = node(tmp_path / "a", direct=True), node(tmp_path / "b", direct=True)
+    source(a)
+    sync.receive(b, "v", io.BytesIO(stream(a, "v@s1")[0]), state_dir=str(tmp_path / "st"))
+    raw, _ = stream(a, "v@s2", from_snap="s1")
+    res = sync.receive(b, "v", io.BytesIO(raw), state_dir=str(tmp_path / "st"))
+    assert res["snapshot"] == "s2" and counted["write"] > 0
+    assert read(b, "v@s2") == read(a, "v@s2") == read(b, "v")
+    # what the commit wrote in-process reads the same through a fresh stack
+    b.close()
+    again = node(tmp_path / "b", direct=False)
+    assert read(again, "v@s2") == read(a, "v@s2")
+    again.close()
+    a.close()
+
+
+def test_snapshot_removed_while_sent_fails_the_send(tmp_path, monkeypatch):
+    a = node(tmp_path / "a", direct=True)
+    source(a)
+    map0 = Volume.map_extents
+
+    def map_then_remove(self, ranges):
+        got = map0(self, ranges)
+        a.remove("v@s2")
+        return got
+
+    monkeypatch.setattr(Volume, "map_extents", map_then_remove)
+    with pytest.raises(NotFound):
+        stream(a, "v@s2", from_snap="s1")
+    a.close()
+
+
+def test_no_direct_store_for_other_stores(tmp_path):
+    from archipelago.store.memory import MemoryStore
+    c = client.local(MemoryStore())
+    assert c.direct_store() is None
+    c.close()
