@@ -310,7 +310,7 @@ def test_a_crash_during_the_commit_is_finished_by_the_next_receive(pair, monkeyp
     mod = sink if step == "apply_spool" else stage
     real = getattr(mod, step)
 
-    def half_then_crash(*args):
+    def half_then_crash(*args, **kw):
         if step == "copy_ranges":
             real(*args[:3], args[3][:len(args[3]) // 2])
         raise KeyboardInterrupt("power cut")
@@ -325,6 +325,30 @@ def test_a_crash_during_the_commit_is_finished_by_the_next_receive(pair, monkeyp
     assert b.info("v")["snapshots"] == ["s1", "s2"]
     assert read(b, "v@s2") == read(a, "v@s2") == read(b, "v")
     assert sync.resume_token(str(sd), "v") is None
+
+
+def test_commit_verifies_a_spool_it_did_not_write_itself(pair, monkeypatch):
+    """A fresh spool was verified record by record on arrival: its commit does not hash
+    it again; a commit run again after a crash (another process) verifies it."""
+    from archipelago.sync import sink
+    a, b, sd = pair
+    raw, _ = stream(a, "v@s2", from_snap="s1")
+    seen = []
+    real = sink.apply_spool
+
+    def spy(*args, **kw):
+        seen.append(kw.get("verified"))
+        if len(seen) == 1:
+            raise KeyboardInterrupt("power cut")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sink, "apply_spool", spy)
+    with pytest.raises(KeyboardInterrupt):
+        recv(b, "v", raw, sd, spool_max=None)
+    with pytest.raises(Exists):                   # the re-run finishes the commit
+        recv(b, "v", raw, sd)
+    assert seen == [True, False]
+    assert read(b, "v@s2") == read(a, "v@s2")
 
 
 def test_engine_client_in_process(tmp_path):

@@ -171,6 +171,9 @@ class Job:
         self.client, self.volume, self.state_dir, self.state = (client, volume,
                                                                  state_dir, state)
         self.times = {}         # seconds per commit step (the receive result reports it)
+        # The whole spool written by this process, every record verified on arrival
+        # (a fresh sink, not a resume): the commit need not hash it again.
+        self.spooled_here = False
 
     # -- state -----------------------------------------------------------------------
     @property
@@ -228,7 +231,9 @@ class Job:
         """Where the records of this job go (sink.py)."""
         from .sink import SpoolSink, VolumeSink
         if self.spooled:
-            return SpoolSink(self.spool, self.state.get("spool_size", 0))
+            size = self.state.get("spool_size", 0)
+            self.spooled_here = size == 0
+            return SpoolSink(self.spool, size)
         return VolumeSink(self.client.volume(self.stage), fresh=self.full)
 
     def token(self):
@@ -366,7 +371,8 @@ class Job:
             if head:                        # --force, or a commit run again
                 copy_ranges(c, bspec, vol, clip(head))
             self.times["check"] = time.monotonic() - t0
-            apply_spool(self.spool, self.state["spool_size"], c.volume(vol), self.times)
+            apply_spool(self.spool, self.state["spool_size"], c.volume(vol), self.times,
+                        verified=self.spooled_here)
         else:
             copy_ranges(c, self.stage, vol, clip(_union(head, c.diff(bspec, self.stage))))
         for snap in reversed(newer):
