@@ -270,6 +270,12 @@ def _direct_store(roles, vlmcd):
     st = os.stat(objects)           # the blocker made it; missing = not this machine's
     if st.st_uid != os.geteuid() or not os.access(objects, os.R_OK | os.W_OK | os.X_OK):
         return None
+    if not os.path.exists(os.path.join(root, "layout")):
+        with os.scandir(objects) as it:
+            if not any(True for _ in it):
+                # an empty store the blocker has not given a layout: it runs older
+                # code (one directory level more); leave the choice to it
+                return None
     from .store.file import FileStore
     return FileStore(root, fdcache=max(blocker.opts.fdcache, DIRECT_FDCACHE))
 
