@@ -146,3 +146,30 @@ def test_no_direct_store_for_other_stores(tmp_path):
     c = client.local(MemoryStore())
     assert c.direct_store() is None
     c.close()
+
+
+def _roles(text=""):
+    from archipelago import config as C
+    from archipelago.peers import config as PC
+    _xseg, roles = PC.check(C.from_text(text))
+    return roles, PC.find_type(roles, "vlmcd")
+
+
+def test_direct_store_only_on_an_own_filed_store(run_dir, monkeypatch):
+    roles, vlmcd = _roles()
+    blocks = run_dir / "state" / "blocks"
+    assert client._direct_store(roles, vlmcd) is None        # no store on this machine
+    FileStore(blocks).close()                                # the blocker made it
+    s = client._direct_store(roles, vlmcd)
+    assert isinstance(s, FileStore) and s.root == str(blocks)
+    s.close()
+    monkeypatch.setenv(client.DIRECT_ENV, "0")
+    assert client._direct_store(roles, vlmcd) is None
+    monkeypatch.delenv(client.DIRECT_ENV)
+    monkeypatch.setattr(client.os, "geteuid", lambda: 12345)  # the peers' user is another
+    assert client._direct_store(roles, vlmcd) is None
+
+
+def test_direct_store_never_on_memd(run_dir):
+    roles, vlmcd = _roles("[blockerb]\ntype = memd\n")
+    assert client._direct_store(roles, vlmcd) is None

@@ -267,7 +267,10 @@ def _direct_store(roles, vlmcd):
         return None                 # RADOS, memd: through the peers
     root = blocker.opts.archip_dir
     objects = os.path.join(root, "objects")
-    st = os.stat(objects)           # the blocker made it; missing = not this machine's
+    try:
+        st = os.stat(objects)       # the blocker made it
+    except FileNotFoundError:
+        return None                 # not this machine's store (or not started yet)
     if st.st_uid != os.geteuid() or not os.access(objects, os.R_OK | os.W_OK | os.X_OK):
         return None
     if not os.path.exists(os.path.join(root, "layout")):
