@@ -16,9 +16,12 @@ then the same scattered writes go to the volume and to the raw image, and we tim
 
 Bytes on the wire: the stream's size for sync, rsync's "Total bytes sent" for
 rsync, the image size for cp. Targets: sync wire <= 1.1x the changed bytes, sync
->= 20x faster than rsync.
+>= 20x faster than rsync. On these FileStore nodes `vlmc send` reads and the commit
+writes the objects in-process (client.direct_store); --peers-io sends all of it
+through vlmcd and the blockers instead (ARCHIPELAGO_DIRECT_STORE=0), as on RADOS.
 
     .venv/bin/python bench/bench_sync.py [--size-gib 10] [--changed-pct 1] [--fill 1]
+                                         [--peers-io]
 """
 import argparse
 import json
@@ -138,7 +141,12 @@ def main(argv):
                    help="give node B its base with a full stream (slower setup)")
     p.add_argument("--drop-caches", action="store_true",
                    help="drop the page cache before each contender (root; machine-wide)")
+    p.add_argument("--peers-io", action="store_true",
+                   help="send and commit through vlmcd and the blockers (no in-process "
+                        "object I/O)")
     args = p.parse_args(argv)
+    if args.peers_io:
+        os.environ["ARCHIPELAGO_DIRECT_STORE"] = "0"     # inherited by the vlmc processes
     size = int(args.size_gib * GiB) // (4 * MiB) * (4 * MiB)
     if not shutil.which("rsync"):
         raise SystemExit("rsync is not installed")
@@ -189,7 +197,8 @@ def main(argv):
         print(f"\nincremental sync of {size / GiB:.1f} GiB with {args.changed_pct}% "
               f"rewritten ({len(slots)} x 64 KiB scattered writes = {changed / MiB:.1f} "
               f"MiB; engine diff {diff / MiB:.1f} MiB); caches "
-              f"{'dropped before each' if dropped else 'warm'}")
+              f"{'dropped before each' if dropped else 'warm'}; object I/O "
+              f"{'through the peers' if args.peers_io else 'in-process where possible'}")
         print(f"{'':24}{'seconds':>10}{'wire MiB':>12}{'wire/changed':>14}")
         rows = [("vlmc send | receive", sync_secs, res["wire_bytes"]),
                 ("rsync --inplace (delta)", rsync_secs, rsync_wire),
