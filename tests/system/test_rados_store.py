@@ -326,3 +326,41 @@ def test_close_with_requests_in_flight(make_store, namespace):
         op.result()
     with pytest.raises(Unavailable):
         s.aio_write("f0", 0, b"late")
+
+
+def test_submit_io_lean_path(make_store, namespace):
+    """submit_io (nbdd's co-located hot path): reads land in the buffer with zeros
+    past the end and for a missing object, callbacks run on the completion thread,
+    after_batch there runs once the batch is handled (elsewhere it says no), and
+    a callback may submit more with every slot taken."""
+    s = make_store(namespace, queue_depth=1)
+    data = bytes(range(256)) * 16
+    got, after, threads = [], [], set()
+    ev = threading.Event()
+
+    def wrote(exc):
+        got.append(("w", exc))
+        threads.add(threading.get_ident())
+        buf = memoryview(bytearray(b"x" * 8192))
+        # one slot, taken by nobody now; the callback itself must not wait for one
+        assert s.submit_io(False, "lean1", 0, buf, lambda e: read(e, buf))
+
+    def read(exc, buf):
+        got.append(("r", exc, bytes(buf)))
+        threads.add(threading.get_ident())
+        assert s.after_batch(ev.set)
+        after.append(len(got))
+    assert s.submit_io(True, "lean1", 0, memoryview(data), wrote)
+    assert ev.wait(60)
+    assert got[0] == ("w", None)
+    assert got[1] == ("r", None, data + bytes(8192 - len(data)))
+    assert len(threads) == 1 and threading.get_ident() not in threads
+    assert not s.after_batch(lambda: None)            # not on the completion thread
+    view = memoryview(bytearray(b"x" * 300))
+    done = threading.Event()
+    errs = []
+    s.submit_io(False, "missing", 0, view, lambda e: (errs.append(e), done.set()))
+    assert done.wait(60) and errs == [None] and bytes(view) == bytes(300)
+    s.close()
+    with pytest.raises(Unavailable):
+        s.submit_io(False, "lean1", 0, view, lambda e: None)
