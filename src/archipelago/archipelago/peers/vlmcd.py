@@ -120,13 +120,17 @@ class Vlmcd:
 
     def vol(self, name):
         with self._lock:
-            v = self._vols.get(name)
-            if v is None:
-                v = self._vols[name] = _Volume()
-                self._trim()
-            else:
-                self._vols.move_to_end(name)
-            return v
+            return self._vol_locked(name)
+
+    def _vol_locked(self, name):
+        """The volume's state, made if new and marked most recently used (under _lock)."""
+        v = self._vols.get(name)
+        if v is None:
+            v = self._vols[name] = _Volume()
+            self._trim()
+        else:
+            self._vols.move_to_end(name)
+        return v
 
     def _current(self, name, v):
         with self._lock:
@@ -142,12 +146,7 @@ class Vlmcd:
         a dropped entry would escape the next freeze."""
         while True:
             with self._lock:
-                v = self._vols.get(name)
-                if v is None:
-                    v = self._vols[name] = _Volume()
-                    self._trim()
-                else:
-                    self._vols.move_to_end(name)
+                v = self._vol_locked(name)
                 with v.cond:
                     if not v.frozen:
                         v.active += 1

@@ -43,10 +43,7 @@ def map_write_batch(st, store, ranges, whole=False):
         extents = []
         for idx, off, n in split(offset, length, osize):
             mask = chunk_mask(off, n, osize)
-            view = st.view()
-            leaf = view.leaf(idx)
-            entry = leaf.entry(idx % LEAF_ENTRIES) if leaf is not None else None
-            private = leaf is not None and view.private(leaf)
+            entry, private = st.entry(idx)
             if needs_update(entry, mask, private):
                 skip = covered_mask(off, n, osize) if whole else 0
                 entry = copy.prepare(None if entry is None or entry.zero else entry,

@@ -475,10 +475,7 @@ class VolumeEngine:
         extents, dirty = [], None
         for idx, off, n in split(offset, length, osize):
             mask = chunk_mask(off, n, osize)
-            view = st.view()
-            leaf = view.leaf(idx)
-            entry = leaf.entry(idx % LEAF_ENTRIES) if leaf is not None else None
-            private = leaf is not None and view.private(leaf)
+            entry, private = st.entry(idx)
             if needs_update(entry, mask, private):
                 entry = copy.prepare(None if entry is None or entry.zero else entry,
                                      mask, gen, private)

@@ -36,6 +36,14 @@ class VolumeState:
         h = self.hdr
         return TreeView(self.cache, h["root"], h["depth"], self.owner, h["gen"], self.mutable)
 
+    def entry(self, idx):
+        """(map entry of object `idx` or None, whether its leaf is private to us)."""
+        view = self.view()
+        leaf = view.leaf(idx)
+        if leaf is None:
+            return None, False
+        return leaf.entry(idx % LEAF_ENTRIES), view.private(leaf)
+
     # -- persistence ---------------------------------------------------------------------
     def save_header(self):
         self.store.replace(fmt.header_name(self.vid), fmt.encode_header(self.hdr),
