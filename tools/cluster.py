@@ -152,6 +152,17 @@ class Cluster:
             except Exception as e:
                 print(f"{name}: could not detach {d['device']}: {e}", file=sys.stderr)
 
+    def stop_nodes(self, timeout=30):
+        """Stop every node's daemon (SIGKILL one that does not stop in `timeout`) and
+        force-detach what the compute nodes attached: teardown of `down` and of tests."""
+        for name, role in reversed(self.nodes()):
+            if not self.conf(name).exists():
+                continue
+            if self.stop_node(name, timeout=timeout).returncode != 0:
+                self.kill_node(name)
+            if role == "compute":
+                self.detach_all(name)
+
     def pid(self, name):
         try:
             return int((self.dir / name / f"{DAEMON[self.role(name)]}.pid").read_text())
@@ -223,11 +234,7 @@ class Cluster:
     def down(self):
         if self.conf(self.nas).exists() and self.daemon(self.nas, "status").returncode == 0:
             self.unmap_all()
-        for name, role in reversed(self.nodes()):
-            if self.conf(name).exists():
-                self.stop_node(name)
-                if role == "compute":
-                    self.detach_all(name)
+        self.stop_nodes()
         self.stop_broker()
 
 

@@ -59,11 +59,7 @@ def cl(rabbitmq, tmp_path_factory):
             c.wait_ready(name)
         yield c
     finally:
-        for name, role in c.nodes():
-            if c.stop_node(name, timeout=10).returncode != 0:
-                c.kill_node(name)
-            if role == "compute":
-                c.detach_all(name)
+        c.stop_nodes(timeout=10)
         sshd.stop()
 
 

@@ -37,11 +37,7 @@ def cluster(rabbitmq, tmp_path_factory, request):
             cl.wait_ready(name)
         yield cl
     finally:
-        for name, role in cl.nodes():
-            if cl.stop_node(name, timeout=10).returncode != 0:
-                cl.kill_node(name)
-            if role == "compute":
-                cl.detach_all(name)
+        cl.stop_nodes(timeout=10)
         watchdog.kill()
         watchdog.wait()
 

@@ -93,10 +93,7 @@ def cluster(netns, tmp_path_factory):
         yield cl
     finally:
         link(True)
-        for name, role in cl.nodes():
-            cl.stop_node(name, timeout=15)
-            if role == "compute":
-                cl.detach_all(name)
+        cl.stop_nodes(timeout=15)
         cl.stop_broker()
 
 

@@ -92,11 +92,7 @@ def cluster(net, tmp_path_factory):
         yield cl
     finally:
         net.link(True)
-        for name, role in cl.nodes():
-            if cl.stop_node(name, timeout=15).returncode != 0:
-                cl.kill_node(name)
-            if role == "compute":
-                cl.detach_all(name)
+        cl.stop_nodes(timeout=15)
         cl.stop_broker()
 
 
