@@ -276,12 +276,26 @@ class ColocatedBackend(Backend):
     def trim(self, offset, length):
         return None                # the engine has no discard yet
 
+    def extents(self, offset, length):
+        """base:allocation: holes where the map has no object (never written, nor
+        anywhere in the snapshot/clone chain the map's view resolves), from one MAPR
+        to mapperd for the range (at most volume.EXTENTS_SPAN of it). mapperd is
+        the authority: every write of this node was mapped there (MAPW) first."""
+        from .volume import EXTENTS_SPAN, allocation
+        n = min(length, EXTENTS_SPAN, self._size - offset)
+        vd = self.vlmcd
+        r = vd.retrying(vd.mcall, "map_read", self.spec, offset=offset, length=n)
+        return allocation(r["extents"]) or [(n, 0)]
+
     @property
     def read_only(self):
         return self._ro
 
     def can_trim(self):
         return False
+
+    def can_extents(self):
+        return True
 
     def can_multi_conn(self):
         return True                # one vlmcd for the node: flush covers every connection

@@ -9,8 +9,32 @@ before the other peers.
 import threading
 
 from ..errors import ArchipelagoError, NotFound, Unavailable
+from ..peers.transport import retrying
+from . import proto
 from .backend import Backend
 from .registry import Provider
+
+# Most of a volume one block status asks mapperd about: one MAPR whose reply lists
+# the range's extents (a few per object); a client asks again for the rest.
+EXTENTS_SPAN = 1 << 30
+_HOLE = proto.STATE_HOLE | proto.STATE_ZERO
+
+
+def allocation(mapping):
+    """base:allocation extents [(length, flags)] of a MAPR reply's extents
+    [[object|None, object offset, length], ...]: no object (never written, or no
+    object anywhere in the chain of snapshots/clones the view resolves) is a hole
+    that reads as zeros; an object is data. Neighbours of one kind are merged."""
+    out = []
+    for obj, _ooff, n in mapping:
+        if n <= 0:
+            continue
+        flags = _HOLE if obj is None else 0
+        if out and out[-1][1] == flags:
+            out[-1] = (out[-1][0] + n, flags)
+        else:
+            out.append((n, flags))
+    return out
 
 
 class VolumeBackend(Backend):
@@ -35,6 +59,15 @@ class VolumeBackend(Backend):
     def trim(self, offset, length):
         self.vol.trim(offset, length)
 
+    def extents(self, offset, length):
+        """Holes where the volume's map has no object (one MAPR through vlmcd for
+        the range, at most EXTENTS_SPAN of it)."""
+        n = min(length, EXTENTS_SPAN, self.vol.size - offset)
+        c = self.vol.client
+        r = retrying(c.retry_for, c._call, "map_read_extents", self.vol.name,
+                     ranges=[[int(offset), int(n)]])
+        return allocation(r["extents"][0]) or [(n, 0)]
+
     def close(self):
         self.vol.close()
 
@@ -44,6 +77,9 @@ class VolumeBackend(Backend):
 
     def can_trim(self):
         return False           # the engine has no discard yet (Volume.trim keeps data)
+
+    def can_extents(self):
+        return True
 
     def can_multi_conn(self):
         return True            # one shared Volume: flush covers every connection
