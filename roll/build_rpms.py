@@ -30,7 +30,8 @@ PYVER = sysconfig.get_python_version()
 
 
 def tarball(src, version):
-    """src/<src> as SOURCES/<src>-<version>.tar.gz (build products left out)."""
+    """src/<src> as SOURCES/<src>-<version>.tar.gz (build products left out), with
+    src/rollversion.py beside its setup.py."""
     d = P.ROOT / "src" / src
     out = TOP / "SOURCES" / f"{src}-{version}.tar.gz"
 
@@ -40,6 +41,8 @@ def tarball(src, version):
 
     with tarfile.open(out, "w:gz") as tf:
         tf.add(d, arcname=f"{src}-{version}", filter=keep)
+        # every setup.py imports the one roll_version() (src/rollversion.py)
+        tf.add(P.ROOT / "src" / "rollversion.py", arcname=f"{src}-{version}/rollversion.py")
     return out
 
 

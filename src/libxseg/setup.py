@@ -1,18 +1,13 @@
 """libxseg's Python binding `xseg` (cffi, out-of-line API mode)."""
-import os
-import re
+import sys
 from pathlib import Path
 
 from setuptools import setup
 
-
-def roll_version():
-    """VERSION from the roll's version.mk (ARCHIPELAGO_VERSION overrides, e.g. in rpmbuild)."""
-    mk = Path(__file__).resolve().parents[2] / "version.mk"
-    if "ARCHIPELAGO_VERSION" in os.environ or not mk.exists():
-        return os.environ.get("ARCHIPELAGO_VERSION", "0")
-    return re.search(r"^VERSION\s*=\s*(\S+)", mk.read_text(), re.M).group(1)
-
+# rollversion.py is in src/ in the tree, beside this file in an RPM source tarball.
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+from rollversion import roll_version  # noqa: E402
 
 setup(
     name="xseg",

@@ -49,13 +49,14 @@ def test_tarball_leaves_build_products_out(tmp_path, monkeypatch):
               "pkg/__pycache__/a.pyc", "c/x.o", "systemd/pkgd.service"):
         (src / f).parent.mkdir(parents=True, exist_ok=True)
         (src / f).write_text("x")
+    (tmp_path / "src/rollversion.py").write_text("def roll_version(): ...")
     monkeypatch.setattr(packages, "ROOT", tmp_path)
     monkeypatch.setattr(build_rpms, "TOP", tmp_path / "rpm")
     (tmp_path / "rpm/SOURCES").mkdir(parents=True)
     out = build_rpms.tarball("pkg", "9.9")
     names = set(tarfile.open(out).getnames())
     assert {"pkg-9.9/setup.py", "pkg-9.9/pkg/__init__.py",
-            "pkg-9.9/systemd/pkgd.service"} <= names
+            "pkg-9.9/systemd/pkgd.service", "pkg-9.9/rollversion.py"} <= names
     assert not any(re.search(r"build/|egg-info|__pycache__|\.o$", n) for n in names)
 
 
