@@ -5,8 +5,14 @@
         c.write(0, b"x" * 512)
         assert c.read(0, 512) == b"x" * 512
 
-Simple replies only (no structured replies): that is what the kernel client
-speaks. Errors come back as archipelago.errors types carrying the NBD errno.
+Simple replies by default: that is what the kernel client speaks. With
+`go(meta=["base:allocation"])` the client first negotiates structured replies
+(NBD_OPT_STRUCTURED_REPLY) and the metadata contexts (NBD_OPT_SET_META_CONTEXT),
+as the protocol requires before NBD_CMD_BLOCK_STATUS; then `block_status()`
+answers the server's allocation map and `read()` takes structured replies (data
+and hole chunks). A server that refuses either leaves `meta` empty: the caller
+treats every byte as data. Errors come back as archipelago.errors types carrying
+the NBD errno.
 """
 import socket
 import struct
@@ -23,6 +29,8 @@ class Client:
         self.size = None
         self.flags = 0
         self.cookie = 0
+        self.structured = False
+        self.meta = {}              # context name -> id the server gave it
 
     @classmethod
     def connect_uri(cls, uri, timeout=10):
@@ -80,10 +88,14 @@ class Client:
             raise InvalidArgument(f"bad option reply magic {magic:#x}")
         return opt, rtype, self.recv(length)
 
-    def go(self, export=None, opt=proto.OPT_GO):
-        """Greet and select `export` with NBD_OPT_GO; sets size and flags."""
+    def go(self, export=None, opt=proto.OPT_GO, meta=()):
+        """Greet and select `export` with NBD_OPT_GO; sets size and flags. `meta`:
+        metadata contexts to ask for (e.g. "base:allocation"); those the server
+        grants are in self.meta afterwards."""
         export = self.export if export is None else export
         self.greet()
+        if meta:
+            self.negotiate_meta(export, meta)
         self.send(proto.option(opt, proto.go_data(export)))
         while True:
             _, rtype, data = self.option_reply()
@@ -98,6 +110,24 @@ class Client:
                 if rtype == proto.REP_ERR_UNKNOWN:
                     raise NotFound(f"export {export!r}: {msg}")
                 raise from_errno(proto.EINVAL, f"export {export!r}: {msg}")
+
+    def negotiate_meta(self, export, queries):
+        """Structured replies, then the metadata contexts `queries` of `export`
+        (before NBD_OPT_GO). A refusal is not an error: self.meta stays empty."""
+        self.send(proto.option(proto.OPT_STRUCTURED_REPLY))
+        _, rtype, _ = self.option_reply()
+        if rtype != proto.REP_ACK:
+            return
+        self.structured = True
+        self.send(proto.option(proto.OPT_SET_META_CONTEXT,
+                               proto.meta_context_data(export, list(queries))))
+        while True:
+            _, rtype, data = self.option_reply()
+            if rtype == proto.REP_META_CONTEXT and len(data) >= 4:
+                (ctx_id,) = struct.unpack_from(">I", data)
+                self.meta[data[4:].decode("utf-8", "replace")] = ctx_id
+            elif rtype == proto.REP_ACK or rtype & proto.REP_ERR:
+                return
 
     # -- transmission ------------------------------------------------------------------
 
@@ -115,9 +145,74 @@ class Client:
             raise from_errno(err, f"NBD {what}: error {err}")
 
     def read(self, offset, length):
+        if self.structured:
+            buf = bytearray(length)           # holes are zeros
+            self._structured(proto.CMD_READ, offset, length, "read", buf=buf)
+            return bytes(buf)
         err = self.request(proto.CMD_READ, offset, length)
         self._check(err, "read")
         return self.recv(length)
+
+    def block_status(self, offset, length, context=proto.META_BASE_ALLOCATION):
+        """[(length, flags)] of `context` from `offset` (proto.STATE_* for
+        base:allocation). The server may describe less than `length` (at least one
+        byte) or, in its last extent, more. Needs go(meta=[context])."""
+        ctx_id = self.meta.get(context)
+        if ctx_id is None:
+            raise InvalidArgument(f"NBD block status: context {context!r} was not negotiated")
+        got = self._structured(proto.CMD_BLOCK_STATUS, offset, length, "block status")
+        extents = got.get(ctx_id)
+        if not extents:
+            raise InvalidArgument("NBD block status: the server described nothing")
+        return extents
+
+    def _structured(self, cmd, offset, length, what, buf=None):
+        """Send one request and take its reply chunks (or a simple reply) until the
+        last: READ data lands in `buf`; returns {context id: [(length, flags)]} of
+        BLOCK_STATUS chunks. An error chunk is raised once the reply is complete."""
+        self.cookie += 1
+        self.send(proto.request(cmd, offset, length, self.cookie))
+        status, error = {}, None
+        while True:
+            (magic,) = struct.unpack(">I", self.recv(4))
+            if magic == proto.SIMPLE_REPLY_MAGIC:
+                err, cookie = struct.unpack(">IQ", self.recv(12))
+                if cookie != self.cookie:
+                    raise InvalidArgument(f"bad reply cookie {cookie}")
+                self._check(err, what)
+                if cmd == proto.CMD_READ:           # a server may still answer simply
+                    buf[:] = self.recv(length)
+                return status
+            if magic != proto.STRUCTURED_REPLY_MAGIC:
+                raise InvalidArgument(f"bad reply magic {magic:#x}")
+            flags, ctype, cookie, n = struct.unpack(">HHQI", self.recv(proto.CHUNK.size - 4))
+            if cookie != self.cookie:
+                raise InvalidArgument(f"bad reply cookie {cookie}")
+            body = self.recv(n) if n else b""
+            if ctype == proto.REPLY_TYPE_OFFSET_DATA and buf is not None:
+                (at,) = struct.unpack_from(">Q", body)
+                if not offset <= at <= at + n - 8 <= offset + length:
+                    raise InvalidArgument(f"NBD {what}: data chunk outside the request")
+                buf[at - offset:at - offset + n - 8] = body[8:]
+            elif ctype == proto.REPLY_TYPE_OFFSET_HOLE and buf is not None:
+                at, hole = struct.unpack(">QI", body)
+                if not offset <= at <= at + hole <= offset + length:
+                    raise InvalidArgument(f"NBD {what}: hole chunk outside the request")
+                buf[at - offset:at - offset + hole] = bytes(hole)
+            elif ctype == proto.REPLY_TYPE_BLOCK_STATUS:
+                (ctx_id,) = struct.unpack_from(">I", body)
+                status[ctx_id] = [struct.unpack_from(">II", body, i)
+                                  for i in range(4, n - 7, 8)]
+            elif ctype in (proto.REPLY_TYPE_ERROR, proto.REPLY_TYPE_ERROR_OFFSET):
+                err, mlen = struct.unpack_from(">IH", body)
+                msg = body[6:6 + mlen].decode("utf-8", "replace")
+                error = error or from_errno(err, f"NBD {what}: {msg or f'error {err}'}")
+            elif ctype != proto.REPLY_TYPE_NONE and ctype & 0x8000:
+                error = error or from_errno(proto.EIO, f"NBD {what}: error chunk {ctype}")
+            if flags & proto.REPLY_FLAG_DONE:
+                if error is not None:
+                    raise error
+                return status
 
     def write(self, offset, data, flags=0):
         self._check(self.request(proto.CMD_WRITE, offset, len(data), flags, data), "write")
