@@ -50,13 +50,15 @@ def best_volumes():
 class Cluster:
     def __init__(self, run_dir=DEFAULT_DIR, nas="nas-0-0",
                  computes=("compute-0-0", "compute-0-1"), volumes="memory", attacher="uri",
-                 map_timeout=30, heartbeat=1, extra=None, wrap=None, addresses=None):
+                 map_timeout=30, heartbeat=1, extra=None, wrap=None, addresses=None,
+                 nas_options=None):
         self.dir = Path(run_dir)
         self.nas = nas
         self.computes = list(computes)
         self.volumes, self.attacher = volumes, attacher
         self.map_timeout, self.heartbeat = map_timeout, heartbeat
-        self.extra = extra or {}          # node -> extra config text
+        self.extra = extra or {}          # node -> extra config text (whole sections)
+        self.nas_options = nas_options or {}  # more [nas] keys, e.g. {"store": "rados"}
         self.wrap = wrap or {}            # node (or "frontend"/"rabbitmq") -> argv prefix
         self.addresses = addresses or {}  # node -> IP address (default 127.0.0.1)
         self.url = None
@@ -101,6 +103,7 @@ class Cluster:
                 hosts = " ".join(f"{c}={self.address(c)}" for c in self.computes)
                 me = self.address(name)
                 text += f"nbd_listen = {me}\nnbd_host = {me}\nhosts = {hosts}\n"
+            text += "".join(f"{k} = {v}\n" for k, v in self.nas_options.items())
         elif role == "compute":
             text += f"\n[vm]\nattacher = {self.attacher}\n"
         text += self.extra.get(name, "")

@@ -187,9 +187,9 @@ class Ceph:
             print(f"          ceph-cluster stop failed:\n{r.stdout}{r.stderr}")
 
     def nas_conf(self):
-        """Config text appended to the NAS's archipelago.conf. Cluster.write_conf
-        writes [nas] last, so the first line (no header) still belongs to [nas]."""
-        return (f"store = rados\n\n[rados]\npool = {RADOS_POOL}\n"
+        """The [rados] section of the NAS's archipelago.conf ([nas] store = rados
+        goes in through Cluster's nas_options)."""
+        return (f"\n[rados]\npool = {RADOS_POOL}\n"
                 f"ceph_conf = {self.dir / 'ceph.conf'}\nop_timeout = 30\n")
 
     def objects(self):
@@ -224,7 +224,7 @@ def main(argv=None):
     ceph = Ceph(run_dir / "ceph") if a.rados else None
     extra = {NAS: ceph.nas_conf()} if ceph else None
     cl = Cluster(run_dir, nas=NAS, computes=(C0, C1), volumes=volumes, attacher=attacher,
-                 extra=extra)
+                 extra=extra, nas_options={"store": "rados"} if ceph else None)
     real_io = volumes == "engine"
     print(f"one-machine cluster under {run_dir}: volumes={volumes}"
           f"{' in RADOS' if ceph else ''}, attacher={attacher}")
