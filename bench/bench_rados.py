@@ -17,6 +17,11 @@ peers, object I/O through the blocker role; "nbdd-rados-coloc" = datapath =
 colocated, object I/O on nbdd's own RadosStore) vs `fio --ioengine=rbd` on an RBD
 image of the same size in the same pool, on the four patterns of bench_nbd (4K
 random read/write QD16, 1M sequential read/write QD8), interleaved, median of rounds.
+A second anchor, "qemu-nbd-rbd", is qemu-nbd (Debian: qemu-block-extra, its rbd
+driver) exporting that same RBD image over a unix socket (cache=none), driven by the
+same fio nbd engine: what an NBD server in front of librbd gets on this machine,
+i.e. the cost of the NBD hop itself. Each line prints ours/rbd and ours/qemu-nbd-rbd,
+and a line per pattern gives qemu-nbd-rbd/rbd.
 Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
 CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_AIO=1
 (also co-located with native_aio = no: python-rados' aio, for comparison).
@@ -143,6 +148,32 @@ def fio(engine_args, rw, bs, qd, runtime, env):
     return side["bw_bytes"] / MiB, side["iops"]
 
 
+def start_qemu_nbd(d, pool, env):
+    """qemu-nbd serving the RBD image bench-img over a unix socket: (proc, uri), or
+    (None, None) without qemu-nbd or its rbd driver (qemu-block-extra)."""
+    if not shutil.which("qemu-nbd"):
+        print("qemu-nbd not installed: no qemu-nbd-rbd anchor")
+        return None, None
+    sock = d / "qemu-nbd.sock"
+    log = open(d / "qemu-nbd.log", "w")
+    proc = process.spawn(["qemu-nbd", "-k", sock, "-f", "raw", "-x", "img", "--persistent",
+                          "--shared=8", "--cache=none", "--aio=threads",
+                          f"rbd:{pool}/bench-img:conf={d / 'ceph.conf'}:id=admin"],
+                         env=env, stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            print("qemu-nbd did not start (rbd driver missing? qemu-block-extra): "
+                  + (d / "qemu-nbd.log").read_text().strip()[-300:])
+            return None, None
+        time.sleep(0.05)
+    return proc, f"nbd+unix:///img?socket={sock}"
+
+
 def block_path(d, pool, env):
     """fio nbd on a RADOS-backed volume vs fio rbd on an RBD image, same pool."""
     if not shutil.which("rbd"):
@@ -153,6 +184,7 @@ def block_path(d, pool, env):
                  "--yes-i-really-mean-it"], env=env, timeout=60, check=False)
     process.run(["rbd", "create", "-p", pool, "--size", size, "bench-img"], env=env,
                 timeout=120)
+    qemu = None
     nbytes = int(size[:-1]) << {"M": 20, "G": 30}[size[-1]]
     servers, targets = [], {}
     try:
@@ -167,6 +199,9 @@ def block_path(d, pool, env):
             targets[name] = ["--ioengine=nbd", f"--uri={uri}"]
         targets["rbd"] = ["--ioengine=rbd", "--clientname=admin", f"--pool={pool}",
                           "--rbdname=bench-img"]
+        qemu, uri = start_qemu_nbd(d, pool, env)
+        if uri:
+            targets["qemu-nbd-rbd"] = ["--ioengine=nbd", f"--uri={uri}"]
         for args in targets.values():          # fill both, so reads hit real data
             fio(args, "write", "1m", 8, 0, env)
         print(f"\nblock path: fio on a {size} volume, {FIO_RUNTIME}s per run, median of "
@@ -178,13 +213,27 @@ def block_path(d, pool, env):
                     got[name].append(fio(args, rw, bs, qd, FIO_RUNTIME, env))
             med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
                    for n, v in got.items()}
-            rbd = med["rbd"]
+            rbd, qn = med["rbd"], med.get("qemu-nbd-rbd")
             for name, _dp, _aio in SERVERS:
                 ours = med[name]
+                vs_qemu = f" | {ours[1] / qn[1]:.2f}x qemu-nbd-rbd" if qn else ""
                 print(f"{label:18} {name:19} {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | rbd "
                       f"{rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio "
-                      f"{ours[1] / rbd[1]:.2f}x (target >= 0.8x)", flush=True)
+                      f"{ours[1] / rbd[1]:.2f}x (target >= 0.8x){vs_qemu}", flush=True)
+            if qn:
+                print(f"{label:18} {'qemu-nbd-rbd':19} {qn[0]:8.1f} MiB/s {qn[1]:8.0f} IOPS | "
+                      f"{qn[1] / rbd[1]:.2f}x rbd (an NBD server over librbd)", flush=True)
+            print(f"{label:18} rounds (IOPS): " + "; ".join(
+                f"{n} " + " ".join(f"{r[1]:.0f}" for r in v) for n, v in got.items()),
+                flush=True)
     finally:
+        if qemu is not None:
+            qemu.terminate()
+            try:
+                qemu.wait(30)
+            except subprocess.TimeoutExpired:
+                qemu.kill()
+                qemu.wait()
         for server in servers:
             server.terminate()
             try:
