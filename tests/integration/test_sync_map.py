@@ -159,6 +159,46 @@ def test_background_copy_and_periodic_sync(cl):
     assert nas_image(cl, "sv2") == bytes(expect)
 
 
+def replica_progress(cl, host, volume):
+    """The compute node's own progress of its replica of `volume` (list_dev, as
+    `rocks list host storagedev` asks it): fetched/read/skipped bytes."""
+    from rocks_command_archipelago.client import Client as Frontend
+    fe = Frontend(str(cl.frontend_conf()))
+    try:
+        r = fe.call(host, "list_dev", role="compute", timeout=30)
+    finally:
+        fe.close()
+    return next(d["replica"] for d in r["devices"] if d["volume"] == volume)
+
+
+def test_background_copy_skips_what_the_nas_never_wrote(cl):
+    """The copy asks the NAS's export for block status: the NAS's holes (no object
+    in its map) are marked local without being read; only the written objects
+    cross the network."""
+    expect = bytearray(SIZE)
+    seeded = [(3 * MiB + 4096, os.urandom(200 << 10)), (41 * MiB, os.urandom(MiB))]
+    seed(cl, "sv9", seeded)
+    for off, data in seeded:
+        apply(expect, off, data)
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv9", C1, "64M", "img_sync=true")
+    wait_for(lambda: row(cl, "sv9")["state"] == "mapped-local", "the background copy")
+    assert row(cl, "sv9")["copied"] == "100%"
+    p = replica_progress(cl, C1, "sv9")
+    assert p["done"] and p["fetched"] == SIZE
+    # the NAS allocates whole 4 MiB objects: objects 0 and 10 hold the data
+    assert (200 << 10) + MiB <= p["read"] <= 8 * MiB
+    assert p["skipped"] == SIZE - p["read"] >= 56 * MiB
+    dev = r["device"]
+    assert io(dev, 0, length=SIZE) == bytes(expect)
+    data = os.urandom(MiB)
+    io(dev, 20 * MiB + 512, data)                        # into a skipped hole
+    apply(expect, 20 * MiB + 512, data)
+    assert io(dev, 20 * MiB, length=2 * MiB) == bytes(expect[20 * MiB:22 * MiB])
+    js(cl, "remove", "host", "storagemap", NAS, "sv9")
+    assert row(cl, "sv9")["state"] == "unmapped"
+    assert nas_image(cl, "sv9") == bytes(expect)
+
+
 def test_sync_during_the_copy_sends_only_what_the_vm_wrote(cl):
     """Chunks fetched from the NAS are not sent back; syncs run before the copy ends
     (compute-6-0 never copies in the background: the copy is never complete)."""

@@ -26,6 +26,17 @@ class EngineBackend(Backend):
     def flush(self):
         self.engine.flush(self.name)
 
+    def extents(self, offset, length):
+        """base:allocation: holes where the volume's map has no object (the engine's
+        map_read of the range, at most volume.EXTENTS_SPAN of it)."""
+        from .volume import EXTENTS_SPAN, allocation
+        n = min(length, EXTENTS_SPAN, self._size - offset)
+        _epoch, ext = self.engine.map_read(self.name, offset, n)
+        return allocation([(e.obj, e.obj_offset, e.length) for e in ext]) or [(n, 0)]
+
+    def can_extents(self):
+        return True
+
     def can_multi_conn(self):
         return True     # one engine behind every connection: a flush covers them all
 
