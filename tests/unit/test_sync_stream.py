@@ -382,3 +382,50 @@ def test_one_receive_per_volume_at_a_time(pair):
         recv(b, "other", stream(a, "v@s1")[0], sd)      # another volume is fine
     recv(b, "v", raw, sd)
     assert read(b, "v@s2") == read(a, "v@s2")
+
+
+def _version(raw):
+    return F.PREAMBLE.unpack(raw[:F.PREAMBLE.size])[1]
+
+
+def test_a_version_1_stream_is_received_and_resumed_in_version_1(pair, staging,
+                                                                   monkeypatch):
+    """A stream from an older sender (format 1) is received; the resume token of its
+    interruption (without a format: as an older receiver's) makes a current sender
+    continue it in format 1."""
+    from archipelago.sync import token as T
+    a, b, sd = pair
+    monkeypatch.setattr(F, "VERSION", 1)            # an older sender
+    raw1, _ = stream(a, "v@s2", from_snap="s1")
+    monkeypatch.undo()
+    assert _version(stream(a, "v@s2", from_snap="s1", version=1)[0]) == 1
+    assert _version(raw1) == 1 and _version(stream(a, "v@s2", from_snap="s1")[0]) == 2
+    with pytest.raises(sync.Interrupted) as ei:
+        recv(b, "v", raw1[:len(raw1) // 2], sd, checkpoint=(0, 1))
+    # a format-1 token is what an older receiver makes: no "format" in it
+    assert "format" not in T.decode(ei.value.token)
+    rest, stats = stream(a, "v@s2", resume=ei.value.token)
+    assert _version(rest) == 1 and stats["resumed"]
+    recv(b, "v", rest, sd)
+    assert read(b, "v@s2") == read(a, "v@s2") == read(b, "v")
+
+
+def test_a_resume_in_another_format_is_refused_clearly(pair, monkeypatch):
+    a, b, sd = pair
+    raw, _ = stream(a, "v@s2", from_snap="s1")                    # format 2
+    with pytest.raises(sync.Interrupted) as ei:
+        recv(b, "v", raw[:len(raw) // 2], sd, checkpoint=(0, 1))
+    from archipelago.sync import token as T
+    tok = T.decode(ei.value.token)
+    tok["format"] = 1                  # a token claiming format 1 for a format-2 job
+    rest, _ = stream(a, "v@s2", resume=T.encode(tok))
+    assert _version(rest) == 1
+    before = fingerprint(b, "v")
+    with pytest.raises(InvalidArgument, match="format 2 stream, the resumed one format 1"):
+        recv(b, "v", rest, sd)
+    assert fingerprint(b, "v") == before
+    with pytest.raises(InvalidArgument, match="format 2 stream, not format 1"):
+        stream(a, "v@s2", resume=ei.value.token, version=1)
+    rest, _ = stream(a, "v@s2", resume=ei.value.token)            # the right token
+    recv(b, "v", rest, sd)
+    assert read(b, "v@s2") == read(a, "v@s2")

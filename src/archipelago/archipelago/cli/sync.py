@@ -1,6 +1,7 @@
 """`vlmc send` and `vlmc receive`: incremental snapshot streams (archipelago.sync).
 
     vlmc send VOL@SNAP [--from SNAP] [-o FILE|-] [--limit RATE] [--resume TOKEN]
+              [--format 1|2]
     vlmc send VOL@SNAP [--from SNAP] --to DEST [-t tcp|ssh|bbcp] [--volume NAME]
     vlmc receive VOLUME [-i FILE|-] [--force] [--limit RATE]
     vlmc receive VOLUME --listen [ADDR:PORT] [--force] [--timeout S]
@@ -104,11 +105,14 @@ def _fail_result(res, as_json):
 @click.option("--force", is_flag=True, help="ssh/bbcp: let the receiver roll back")
 @click.option("--limit", metavar="RATE", help="bytes per second, e.g. 50M (K/M/G)")
 @click.option("--resume", metavar="TOKEN", help="continue an interrupted stream")
+@click.option("--format", "version", type=click.IntRange(1, 2),
+              help="stream format version (default 2; 1 for receivers before 2)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result")
 @click.pass_context
 @handle_errors
 @os_errors
-def send(ctx, spec, from_snap, output, dest, tname, target, force, limit, resume, as_json):
+def send(ctx, spec, from_snap, output, dest, tname, target, force, limit, resume, version,
+         as_json):
     """Send snapshot VOLUME@SNAP as a stream (incremental with --from)."""
     if spec is None:
         if not resume:
@@ -122,7 +126,7 @@ def send(ctx, spec, from_snap, output, dest, tname, target, force, limit, resume
         raise InvalidArgument("--json needs -o FILE or --to DEST (stdout is the stream)")
     settings = _settings(ctx)
     rate = _rate(limit, settings)
-    kw = {"from_snap": from_snap, "resume": resume, "rate": rate}
+    kw = {"from_snap": from_snap, "resume": resume, "rate": rate, "version": version}
     c = _client(ctx)
     if not dest:
         ch = transport.get("file").connect(output, vol, settings)

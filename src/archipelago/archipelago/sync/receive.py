@@ -71,8 +71,9 @@ def _begin(reader):
     if rec.type != F.BEGIN:
         raise F.StreamCorrupt("the stream does not start with a begin record")
     header = rec.json()
-    if header.get("format") != F.VERSION:
-        raise F.StreamCorrupt(f"stream format {header.get('format')} is not supported")
+    if header.get("format") != reader.version:
+        raise F.StreamCorrupt(f"the stream's header says format {header.get('format')}, "
+                              f"its preamble version {reader.version}")
     r = header.get("resume")
     if r is not None and (rec.seq != int(r.get("seq", -1)) - 1 or
                           rec.offset != int(r.get("offset", -1))):
@@ -100,7 +101,7 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
 def _receive(client, volume, reader, brec, header, started, state_dir, force, progress,
              checkpoint, spool_max):
     job = Job.open(client, volume, header, state_dir, force, spool_max)
-    counts = F.Counts.from_json(job.state["counts"])
+    counts = F.Counts.from_json(job.state["counts"], header["format"])
     if header.get("resume") is None:
         counts.add(F.BEGIN, 0, brec.digest)
         job.checkpoint(1, 0, counts)

@@ -89,9 +89,10 @@ class Plan:
         return self.header["total"]
 
 
-def plan(client, spec, from_snap=None, resume=None):
+def plan(client, spec, from_snap=None, resume=None, version=None):
     """The Plan for `spec` (VOL@SNAP), incremental from `from_snap`, or resuming `resume`
-    (a token)."""
+    (a token); `version`: the stream format (default format.VERSION; a resumed
+    stream keeps the token's)."""
     vol, snap = split_snapshot(spec)
     if snap is None:
         raise InvalidArgument(f"send needs a snapshot (VOLUME@SNAP), not {spec}")
@@ -114,7 +115,15 @@ def plan(client, spec, from_snap=None, resume=None):
     else:
         segments = _allocated(client, spec, size)
     total = sum(n for _, n, _ in segments)
-    header = {"format": F.VERSION, "volume": vol, "object_size": info["object_size"],
+    # A resumed stream keeps its format (a token without one is from version 1).
+    if tok is not None:
+        tv = int(tok.get("format", 1))
+        if version is not None and version != tv:
+            raise InvalidArgument(f"the resume token is for a format {tv} stream, not "
+                                  f"format {version}")
+        version = tv
+    version = F.check_version(F.VERSION if version is None else int(version))
+    header = {"format": version, "volume": vol, "object_size": info["object_size"],
               "volume_size": size, "from": base, "to": to, "total": total,
               "sender": socket.gethostname(), "created": time.time(), "resume": None}
     counts = None
@@ -122,7 +131,7 @@ def plan(client, spec, from_snap=None, resume=None):
         start = int(tok["offset"])
         segments = [(max(o, start), o + n - max(o, start), a) for o, n, a in segments
                     if o + n > start]
-        counts = F.Counts.from_json(tok["counts"])
+        counts = F.Counts.from_json(tok["counts"], version)
         header["resume"] = {"seq": int(tok["seq"]), "offset": start,
                             "counts": tok["counts"]}
     return Plan(header, segments, counts)
@@ -249,11 +258,14 @@ def _direct(client, vol):
     return _Direct(vol, store)
 
 
-def send(client, spec, out, from_snap=None, resume=None, rate=None, progress=None):
-    """Write the stream for `spec` to binary file `out`; returns a stats dict."""
-    p = plan(client, spec, from_snap, resume)
+def send(client, spec, out, from_snap=None, resume=None, rate=None, progress=None,
+         version=None):
+    """Write the stream for `spec` to binary file `out`; returns a stats dict.
+    `version`: the stream format (default format.VERSION: the newest)."""
+    p = plan(client, spec, from_snap, resume, version)
     hashers = ThreadPoolExecutor(HASHERS)
-    w = F.Writer(out, limiter(rate), p.counts, pool=hashers, window=2 * DEPTH)
+    w = F.Writer(out, limiter(rate), p.counts, pool=hashers, window=2 * DEPTH,
+                 version=p.header["format"])
     started = time.monotonic()
     w.begin(p.header)
     bar = Progress(sum(n for _, n, _ in p.segments), f"send {spec}", progress)

@@ -21,7 +21,7 @@ DEPTH = 4
 COMMIT_DEPTH = 16           # writes in flight while a spool is applied
 GROUP_BYTES = 64 << 20      # a group of records whose map updates commit together
 GROUP_RANGES = 1024
-VERIFIERS = 2               # threads re-verifying a group's checksums (blake2b)
+VERIFIERS = 2               # threads re-verifying a group's checksums
 _ZEROS = memoryview(bytes(F.MAX_PAYLOAD))
 
 
@@ -88,15 +88,16 @@ def _io(path):
 
 
 class SpoolSink:
-    def __init__(self, path, size):
-        """Append to spool `path`, cut back to `size` (the last checkpoint) first."""
+    def __init__(self, path, size, version=F.VERSION):
+        """Append to spool `path`, cut back to `size` (the last checkpoint) first; the
+        records keep the stream's digests, so the spool has the stream's `version`."""
         self.path = path
         with _io(path):
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             self.f = os.fdopen(fd, "r+b")
             if size == 0:
                 self.f.truncate(0)
-                self.f.write(F.PREAMBLE.pack(F.MAGIC, F.VERSION, 0))
+                self.f.write(F.PREAMBLE.pack(F.MAGIC, version, 0))
             else:
                 self.f.truncate(size)
                 self.f.seek(size)
@@ -156,9 +157,10 @@ def apply_spool(path, size, vol, times=None, verified=False):
 
     `verified`: this process wrote the whole spool moments ago, from records it
     verified on arrival (Job.spooled_here), so their checksums are not computed a
-    third time (sender, arrival, here: BLAKE2b runs at ~330 MB/s a core here, a
-    third of a second per 100 MiB). A spool from another process (a resumed
-    receive, a commit run again after a crash) is always verified.
+    third time (sender, arrival, here: format 1's BLAKE2b runs at ~330 MB/s a core
+    here, a third of a second per 100 MiB; format 2's SHA-256 about 2.4x that). A
+    spool from another process (a resumed receive, a commit run again after a
+    crash) is always verified.
 
     Records go in groups (GROUP_BYTES / GROUP_RANGES): the map updates of a group
     are committed together (Volume.prepare), then its writes run COMMIT_DEPTH at a
@@ -178,7 +180,7 @@ def apply_spool(path, size, vol, times=None, verified=False):
         nonlocal nbytes
         if not verified:
             with clock("verify"):
-                # The group's checksums, in parallel (blake2b releases the GIL), before
+                # The group's checksums, in parallel (hashlib releases the GIL), before
                 # its map changes: a spool damaged on disk stops the commit here.
                 list(hashers.map(F.Record.verify,
                                  [r for _, _, r in group if r is not None]))

@@ -101,7 +101,8 @@ def token_of(state):
     return T.encode({"volume": h["volume"], "from": h["from"] and h["from"]["guid"],
                      "from_name": h["from"] and h["from"]["name"], "to": h["to"]["guid"],
                      "to_name": h["to"]["name"], "seq": state["seq"],
-                     "offset": state["offset"], "counts": state["counts"]})
+                     "offset": state["offset"], "counts": state["counts"],
+                     "format": h["format"]})
 
 
 def _snapshots(client, volume):
@@ -233,7 +234,7 @@ class Job:
         if self.spooled:
             size = self.state.get("spool_size", 0)
             self.spooled_here = size == 0
-            return SpoolSink(self.spool, size)
+            return SpoolSink(self.spool, size, self.header["format"])
         return VolumeSink(self.client.volume(self.stage), fresh=self.full)
 
     def token(self):
@@ -264,7 +265,8 @@ class Job:
             "v": 1, "volume": volume, "header": header, "phase": "receiving",
             "stage": stage_name(volume, header["to"]["guid"]), "base": base,
             "force": bool(force), "seq": 1, "offset": 0, "mode": "spool" if spool else
-            "volume", "spool_size": 0, "counts": F.Counts().to_json()})
+            "volume", "spool_size": 0,
+            "counts": F.Counts(version=header["format"]).to_json()})
         job.save()
         if not spool:
             job._make_stage()
@@ -281,6 +283,11 @@ class Job:
                 (header["to"]["guid"], header["from"] and header["from"]["guid"]):
             raise InvalidArgument(f"the resumed stream ({header['to']['name']}) is not the "
                                   f"one interrupted into {volume} ({oh['to']['name']})")
+        if oh["format"] != header["format"]:
+            raise InvalidArgument(f"the interrupted receive into {volume} is a format "
+                                  f"{oh['format']} stream, the resumed one format "
+                                  f"{header['format']}; resume with the token from `vlmc "
+                                  f"receive {volume} --token`, or send the whole stream")
         if int(r["offset"]) > old["offset"] or int(r["seq"]) > old["seq"]:
             raise InvalidArgument(f"the resume token is ahead of what {volume} received "
                                   f"(offset {r['offset']} > {old['offset']}); use the token "

@@ -4,7 +4,9 @@ A token is "1-" + base64url(JSON) + "-" + 16 hex digits of BLAKE2b over the JSON
 so a token mangled in a copy and paste is refused instead of misleading the
 sender. It holds the stream's identities (source volume, from/to snapshot names
 and guids), the receiver's last committed point (next record seq, next volume
-offset) and the counts and chain of the stream up to that point.
+offset) and the counts and chain of the stream up to that point, and the
+stream's format version ("format"; a token without it is from a version-1 stream,
+which a resumed stream continues in version 1).
 """
 import base64
 import hashlib
@@ -21,8 +23,11 @@ def _mac(raw):
 
 
 def encode(state):
-    """Token text for `state` (a dict with FIELDS)."""
-    raw = json.dumps({k: state[k] for k in FIELDS}, sort_keys=True,
+    """Token text for `state` (a dict with FIELDS, and "format" if not 1)."""
+    d = {k: state[k] for k in FIELDS}
+    if state.get("format", 1) != 1:
+        d["format"] = state["format"]
+    raw = json.dumps(d, sort_keys=True,
                      separators=(",", ":")).encode()
     return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=") + "-" + _mac(raw)
 
