@@ -21,7 +21,11 @@ writes the objects in-process (client.direct_store); --peers-io sends all of it
 through vlmcd and the blockers instead (ARCHIPELAGO_DIRECT_STORE=0), as on RADOS.
 
     .venv/bin/python bench/bench_sync.py [--size-gib 10] [--changed-pct 1] [--fill 1]
-                                         [--peers-io]
+                                         [--peers-io] [--repeat N] [--formats 2,1]
+
+--repeat N adds N more rounds of the same sync, each into a fresh clone of B's
+vol@s1 (given A's s1 identity), the stream formats of --formats interleaved in
+every round (A/B on a shared machine): one line per sync with the load average.
 """
 import argparse
 import json
@@ -68,6 +72,39 @@ def pipe_sync(a, b, send_args, recv_args):
     m = re.search(r"bytes on the wire, ([\d.]+)s", serr)
     res["send_seconds"] = float(m.group(1)) if m else float("nan")
     return secs, res
+
+
+def load():
+    return os.getloadavg()[0]
+
+
+def repeat_rounds(a, b, rounds, formats):
+    """`rounds` x len(formats) more syncs of vol@s1 -> vol@s2, each into a new clone
+    of B's vol@s1 (with A's s1 identity), formats interleaved; prints each and the
+    median per format."""
+    with a.client() as ca:
+        guid = ca.info("vol@s1")["guid"]
+    seen = {f: [] for f in formats}
+    k = 0
+    for r in range(rounds):
+        for f in formats:
+            k += 1
+            name = f"rep{k}"
+            with b.client() as cb:
+                cb.clone("vol@s1", name)
+                cb.snapshot(name, "s1", guid=guid)
+            la = load()
+            secs, res = pipe_sync(a, b, ["vol@s2", "--from", "s1", "--format", f],
+                                  [name])
+            seen[f].append(secs)
+            split = ", ".join(f"{k2} {v:.2f}" for k2, v in
+                              sorted((res.get("commit_split") or {}).items()))
+            print(f"round {r + 1} format {f}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
+                  f", stream {res['stream_seconds']:.2f}, commit {res['commit_seconds']:.2f}"
+                  f": {split}); load {la:.2f}", flush=True)
+    for f, xs in seen.items():
+        xs = sorted(xs)
+        print(f"format {f}: median {xs[len(xs) // 2]:.2f}s, min {xs[0]:.2f}s of {len(xs)}")
 
 
 def make_image(path, size, fill, seed=1):
@@ -144,6 +181,10 @@ def main(argv):
     p.add_argument("--peers-io", action="store_true",
                    help="send and commit through vlmcd and the blockers (no in-process "
                         "object I/O)")
+    p.add_argument("--repeat", type=int, default=0,
+                   help="more rounds of the sync, into clones (A/B of --formats)")
+    p.add_argument("--formats", default="2",
+                   help="stream format versions interleaved in --repeat rounds, e.g. 2,1")
     args = p.parse_args(argv)
     if args.peers_io:
         os.environ["ARCHIPELAGO_DIRECT_STORE"] = "0"     # inherited by the vlmc processes
@@ -186,9 +227,11 @@ def main(argv):
         diff = json.loads(a.vlmc("diff", "vol@s1", "vol@s2", "--json").out)["changed"]
 
         dropped = args.drop_caches and drop_caches()
+        sync_load = load()
         sync_secs, res = pipe_sync(a, b, ["vol@s2", "--from", "s1"], ["vol"])
         verify(a, b, "vol", slots, size)
         dropped = args.drop_caches and drop_caches()
+        rsync_load = load()
         rsync_secs, out = timed_run(["rsync", "--inplace", "--no-whole-file", "-I", "--stats",
                                      str(src), str(dst)])
         m = re.search(r"Total bytes sent: ([\d,.]+)", out)
@@ -225,6 +268,10 @@ def main(argv):
               f"write ({split})")
         print(f"send: {res['send_seconds']:.2f}s inside `vlmc send` (diff, reads, "
               "records); the rest is process start-up, the receiver's checks and the pipe")
+        print(f"load average (1 min) before sync {sync_load:.2f}, before rsync "
+              f"{rsync_load:.2f}", flush=True)
+        if args.repeat:
+            repeat_rounds(a, b, args.repeat, [f.strip() for f in args.formats.split(",")])
     finally:
         a.stop()
         b.stop()
