@@ -224,6 +224,29 @@ def test_sync_during_the_copy_sends_only_what_the_vm_wrote(cl):
     assert nas_image(cl, "sv7") == bytes(expect)
 
 
+def test_a_sync_during_the_copy_shows_on_the_node(cl):
+    """While a periodic sync of a replica still copying runs, the node's progress
+    (list_dev) names the snapshot being sent; afterwards it is gone and the NAS
+    shows the sync's bytes. (compute-6-0: the copy never completes.)"""
+    js(cl, "set", "host", "storagemap", NAS, "sv10", "frequency=3600")
+    js(cl, "set", "host", "storagemap", NAS, "sv10", "uploadspeed=2M")
+    [r] = js(cl, "add", "host", "storagemap", NAS, "pool", "sv10", C0, "64M",
+             "img_sync=true")
+    data = os.urandom(8 * MiB)                     # about 4 s on the wire at 2 MiB/s
+    io(r["device"], 16 * MiB, data)
+    assert replica_progress(cl, C0, "sv10")["syncing"] is None
+    js(cl, "set", "host", "storagemap", NAS, "sv10", "frequency=1")
+    during = wait_for(lambda: replica_progress(cl, C0, "sv10")["syncing"],
+                      "the node showing its sync")
+    assert during["snapshot"].startswith("sync-")
+    synced = wait_for(lambda: (lambda m: m if m["lastsync"] else None)(row(cl, "sv10")),
+                      "the sync committed")
+    assert synced["state"] == "syncing-to-host" and synced["syncbytes"] >= 8 * MiB
+    js(cl, "set", "host", "storagemap", NAS, "sv10", "frequency=3600")
+    js(cl, "remove", "host", "storagemap", NAS, "sv10")
+    assert nas_image(cl, "sv10")[16 * MiB:24 * MiB] == data
+
+
 def _kill_during_final_sync(cl, victim, volume):
     js(cl, "set", "host", "storageattr", NAS, "sync_retry", "5")
     js(cl, "set", "host", "storagemap", NAS, volume, "uploadspeed=4M")

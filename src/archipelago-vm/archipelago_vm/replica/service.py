@@ -60,6 +60,7 @@ class ReplicaService:
         self.live = {}                 # volume -> (Server, Fetcher)
         self.notices = []              # (nas, volume, progress): copy finished
         self.running = {}              # (kind, volume) -> requests waiting for that job
+        self.syncing = {}              # volume -> {snapshot, since}: a stream being sent
         self.table = self._load()
 
     # -- table -------------------------------------------------------------------------
@@ -218,7 +219,8 @@ class ReplicaService:
         else:
             p = {"fetched": None, "total": entry.get("size"), "done": None}
         p.update(state=entry.get("state"), base=entry.get("base"),
-                 last_sync=entry.get("last_sync"), pending=entry.get("pending"))
+                 last_sync=entry.get("last_sync"), pending=entry.get("pending"),
+                 syncing=self.syncing.get(volume))
         return p
 
     def restore(self):
@@ -264,6 +266,7 @@ class ReplicaService:
             if token:
                 kw = {"resume": token, "rate": rate}
             started = time.time()
+            self.syncing[volume] = {"snapshot": snap, "since": started}
             try:
                 res = sync_service.send_to(self.client, f"{volume}@{snap}", tr,
                                            entry["sync_dest"], volume, self.sync_cfg, **kw)
@@ -274,6 +277,8 @@ class ReplicaService:
             except OSError as e:          # a cut link: the NAS kept its checkpoint
                 raise SyncFailed(f"sync of {volume} to {entry['sync_dest']} broke off: "
                                  f"{e}", token) from None
+            finally:
+                self.syncing.pop(volume, None)
             if not res.get("ok"):
                 raise SyncFailed(f"sync of {volume} to {entry['sync_dest']} failed: "
                                  f"{res.get('error')}", res.get("token"))
