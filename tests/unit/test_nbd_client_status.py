@@ -33,6 +33,8 @@ def test_block_status_and_structured_reads():
         with pytest.raises(ArchipelagoError):
             n.read(7 * MiB, 2 * MiB)                    # an error reply, then going on
         assert n.read(MiB + 3, 10) == data[:10]
+        assert n.request(proto.CMD_WRITE, 8 * MiB - 2, 4, data=b"abcd") == proto.ENOSPC
+        n.flush()
 
 
 def test_without_meta_block_status_is_refused_and_reads_are_simple():

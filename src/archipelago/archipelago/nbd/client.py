@@ -132,7 +132,13 @@ class Client:
     # -- transmission ------------------------------------------------------------------
 
     def request(self, cmd, offset=0, length=0, flags=0, data=b""):
-        """Send one request; returns the NBD error of its simple reply (0 = ok)."""
+        """Send one request; returns the NBD error of its reply (0 = ok). With
+        structured replies negotiated a server may answer any command with chunks
+        (taken here too); READ and BLOCK_STATUS are then read() and block_status()."""
+        if self.structured and cmd not in (proto.CMD_READ, proto.CMD_BLOCK_STATUS):
+            _, error = self._replies(cmd, offset, length, proto.CMD_NAMES.get(cmd, str(cmd)),
+                                     flags=flags, data=data)
+            return 0 if error is None else error.errno or proto.EIO
         self.cookie += 1
         self.send(proto.request(cmd, offset, length, self.cookie, flags) + bytes(data))
         magic, err, cookie = proto.SIMPLE_REPLY.unpack(self.recv(proto.SIMPLE_REPLY.size))
@@ -167,11 +173,18 @@ class Client:
         return extents
 
     def _structured(self, cmd, offset, length, what, buf=None):
+        """_replies(), the server's error raised once its reply is complete."""
+        status, error = self._replies(cmd, offset, length, what, buf)
+        if error is not None:
+            raise error
+        return status
+
+    def _replies(self, cmd, offset, length, what, buf=None, flags=0, data=b""):
         """Send one request and take its reply chunks (or a simple reply) until the
-        last: READ data lands in `buf`; returns {context id: [(length, flags)]} of
-        BLOCK_STATUS chunks. An error chunk is raised once the reply is complete."""
+        last: READ data lands in `buf`. Returns ({context id: [(length, flags)]} of
+        BLOCK_STATUS chunks, the server's error or None); a broken reply raises."""
         self.cookie += 1
-        self.send(proto.request(cmd, offset, length, self.cookie))
+        self.send(proto.request(cmd, offset, length, self.cookie, flags) + bytes(data))
         status, error = {}, None
         while True:
             (magic,) = struct.unpack(">I", self.recv(4))
@@ -179,13 +192,14 @@ class Client:
                 err, cookie = struct.unpack(">IQ", self.recv(12))
                 if cookie != self.cookie:
                     raise InvalidArgument(f"bad reply cookie {cookie}")
-                self._check(err, what)
+                if err:
+                    return status, from_errno(err, f"NBD {what}: error {err}")
                 if cmd == proto.CMD_READ:           # a server may still answer simply
                     buf[:] = self.recv(length)
-                return status
+                return status, None
             if magic != proto.STRUCTURED_REPLY_MAGIC:
                 raise InvalidArgument(f"bad reply magic {magic:#x}")
-            flags, ctype, cookie, n = struct.unpack(">HHQI", self.recv(proto.CHUNK.size - 4))
+            rflags, ctype, cookie, n = struct.unpack(">HHQI", self.recv(proto.CHUNK.size - 4))
             if cookie != self.cookie:
                 raise InvalidArgument(f"bad reply cookie {cookie}")
             body = self.recv(n) if n else b""
@@ -209,10 +223,8 @@ class Client:
                 error = error or from_errno(err, f"NBD {what}: {msg or f'error {err}'}")
             elif ctype != proto.REPLY_TYPE_NONE and ctype & 0x8000:
                 error = error or from_errno(proto.EIO, f"NBD {what}: error chunk {ctype}")
-            if flags & proto.REPLY_FLAG_DONE:
-                if error is not None:
-                    raise error
-                return status
+            if rflags & proto.REPLY_FLAG_DONE:
+                return status, error
 
     def write(self, offset, data, flags=0):
         self._check(self.request(proto.CMD_WRITE, offset, len(data), flags, data), "write")
