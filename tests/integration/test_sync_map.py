@@ -188,6 +188,8 @@ def test_background_copy_skips_what_the_nas_never_wrote(cl):
     # the NAS allocates whole 4 MiB objects: objects 0 and 10 hold the data
     assert (200 << 10) + MiB <= p["read"] <= 8 * MiB
     assert p["skipped"] == SIZE - p["read"] >= 56 * MiB
+    [d] = [d for d in js(cl, "list", "host", "storagedev", C1) if d["volume"] == "sv9"]
+    assert (d["copied"], d["read"], d["skipped"]) == ("100%", p["read"], p["skipped"])
     dev = r["device"]
     assert io(dev, 0, length=SIZE) == bytes(expect)
     data = os.urandom(MiB)
