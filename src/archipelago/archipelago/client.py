@@ -110,6 +110,11 @@ class Client:
     def rename(self, old, new):
         self._call("rename", old, new=new)
 
+    def adopt(self, name, source):
+        """Make the head of `source` (a clone of a snapshot of `name`, no snapshots of
+        its own) the head of `name` (VolumeEngine.adopt; a sync receive's commit)."""
+        self._call("adopt", name, source=source)
+
     def list(self):
         """Names of volumes and snapshots."""
         return self._call("list")

@@ -6,7 +6,7 @@ holds no state a kill -9 could lose: every map update is durable in a blocker
 before mapperd answers.
 
 Every request is a call (envelope); the method names are the engine's:
-  create clone snapshot remove resize rename list info hash diff du gc
+  create clone snapshot remove resize rename adopt list info hash diff du gc
   open close lock unlock map_read map_write map_read_batch map_write_batch flush
 MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
 (null object = reads as zeros). map_write_batch (ranges [[offset, length], ...],
@@ -58,6 +58,7 @@ def store_failure(e):
 OPS = {
     "create": P.X_CREATE, "clone": P.X_CLONE, "snapshot": P.X_SNAPSHOT,
     "remove": P.X_DELETE, "resize": P.X_TRUNCATE, "rename": P.X_RENAME,
+    "adopt": P.X_RENAME,
     "list": P.X_INFO, "info": P.X_INFO, "hash": P.X_HASH, "diff": P.X_INFO,
     "du": P.X_INFO, "gc": P.X_DELETE, "open": P.X_OPEN, "close": P.X_CLOSE,
     "lock": P.X_ACQUIRE, "unlock": P.X_RELEASE, "map_read": P.X_MAPR,
@@ -162,6 +163,9 @@ class Mapperd:
 
     def c_rename(self, name, new):
         self.eng.rename(name, new)
+
+    def c_adopt(self, name, source):
+        self.eng.adopt(name, source)
 
     def c_list(self, _target, details=False):
         items = [info_json(i) if not isinstance(i, str) else {"name": i}

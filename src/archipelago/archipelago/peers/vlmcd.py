@@ -50,7 +50,7 @@ OPTIONS = [
              "seconds vlmcd trusts a write mapping without asking mapperd again "
              "(keep well below mapperd's lease_ttl)"),
 ]
-FREEZING = {"snapshot", "close", "remove", "resize", "rename"}
+FREEZING = {"snapshot", "close", "remove", "resize", "rename", "adopt"}
 
 
 _ZERO = memoryview(bytes(4 << 20))

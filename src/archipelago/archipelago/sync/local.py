@@ -82,5 +82,8 @@ class EngineClient:
     def rename(self, old, new):
         self.eng.rename(old, new)
 
+    def adopt(self, name, source):
+        self.eng.adopt(name, source)
+
     def volume(self, spec, readonly=False):
         return EngineVolume(self.eng, spec, readonly)

@@ -371,6 +371,32 @@ class VolumeEngine:
         log.info("volume %s renamed to %s", old, new)
         return self.info(new, usage=False)
 
+    def adopt(self, name, source):
+        """Make the head of `source`, a clone of a snapshot of `name` with no snapshots
+        of its own, the head of `name` (a sync receive staged there; O(1)): first
+        every node of `source` becomes shared, as at a snapshot (one header write),
+        then `name` points at its tree (one header write; what the head of `name`
+        held is dropped, for GC). Both may then be written: copy-on-write. Run
+        again after a crash, it finishes; `source` is the caller's to remove."""
+        with self._exclusive(source) as ss, self._exclusive(name) as st:
+            s, h = ss.hdr, st.hdr
+            if s.get("origin_id") != h["id"] or s["snapshots"] or \
+                    s["object_size"] != h["object_size"] or h.get("read_only"):
+                raise InvalidArgument(f"{source} is not a clone of a snapshot of {name} "
+                                      "without snapshots of its own")
+            if (h["root"], h["depth"], h["size"]) == (s["root"], s["depth"], s["size"]):
+                return self.info(name, usage=False)
+            s["gen"] += 1
+            s["epoch"] += 1
+            ss.save_header()
+            ss.new_generation()
+            h["root"], h["depth"], h["size"] = s["root"], s["depth"], s["size"]
+            h["epoch"] += 1
+            st.save_header()
+            st.mutable.clear()
+        log.info("volume %s adopted the head of %s", name, source)
+        return self.info(name, usage=False)
+
     # -- information ----------------------------------------------------------------------
     def info(self, spec, usage=True):
         """VolumeInfo of a volume, snapshot or image. Allocated and unique bytes walk
