@@ -241,6 +241,9 @@ def test_a_sync_during_the_copy_shows_on_the_node(cl):
     during = wait_for(lambda: replica_progress(cl, C0, "sv10")["syncing"],
                       "the node showing its sync")
     assert during["snapshot"].startswith("sync-")
+    # the NAS's own row names the sync in flight; its state stays syncing-to-host
+    nas_row = row(cl, "sv10")
+    assert (nas_row["state"], nas_row["syncing"]) == ("syncing-to-host", "periodic")
     synced = wait_for(lambda: (lambda m: m if m["lastsync"] else None)(row(cl, "sv10")),
                       "the sync committed")
     assert synced["state"] == "syncing-to-host" and synced["syncbytes"] >= 8 * MiB

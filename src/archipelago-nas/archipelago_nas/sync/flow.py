@@ -389,4 +389,7 @@ def annotate(s, rows):
             if total else None
         r["lastsync"], r["syncbase"], r["syncerror"] = j.last_sync, j.base, j.error
         r["nextsync"], r["syncbytes"] = j.next_sync, j.last_bytes
+        # a sync in flight (periodic|final); during the copy the state stays
+        # syncing-to-host, so this is where a sync then shows
+        r["syncing"] = j.kind if j.request_id else None
     return rows
