@@ -24,9 +24,17 @@ import time
 from .negotiate import HardDisconnect, negotiate
 from .settings import Address
 from .transmission import ProtocolError, Session
-from .wire import Disconnected, set_nodelay
+from .wire import Disconnected, set_nodelay, set_sndbuf
 
 log = logging.getLogger(__name__)
+
+# Send buffer of a unix-socket connection. A unix stream socket queues at most the
+# sender's SO_SNDBUF (default net.core.wmem_default, ~208 KiB), so a 1 MiB READ
+# reply left the thread sending it blocked ~4 times per reply waiting for the
+# client to drain it (with the co-located RADOS path: the store's completion
+# thread, stalling every other completion). Capped by net.core.wmem_max (raise it
+# to 4 MiB or more for this to take effect). TCP keeps the kernel's autotuning.
+UNIX_SNDBUF = 4 << 20
 
 
 class Server:
@@ -185,6 +193,8 @@ class Server:
         neg = None
         try:
             set_nodelay(sock)
+            if sock.family == socket.AF_UNIX:
+                set_sndbuf(sock, UNIX_SNDBUF)
             neg = negotiate(sock, self.registry, client, lambda: self._stopping)
             if neg is None:
                 return

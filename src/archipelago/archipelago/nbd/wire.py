@@ -49,6 +49,14 @@ def sendmsg_all(sock, parts):
             i += 1
 
 
+def set_sndbuf(sock, size):
+    """Ask for a send buffer of `size` bytes (the kernel caps it at net.core.wmem_max)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    except OSError:
+        pass
+
+
 def set_nodelay(sock):
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
