@@ -21,11 +21,15 @@ writes the objects in-process (client.direct_store); --peers-io sends all of it
 through vlmcd and the blockers instead (ARCHIPELAGO_DIRECT_STORE=0), as on RADOS.
 
     .venv/bin/python bench/bench_sync.py [--size-gib 10] [--changed-pct 1] [--fill 1]
-                                         [--peers-io] [--repeat N] [--formats 2,1]
+                                         [--peers-io] [--repeat N]
+                                         [--variants 2:clone,2:spool,1:spool]
 
 --repeat N adds N more rounds of the same sync, each into a fresh clone of B's
-vol@s1 (given A's s1 identity), the stream formats of --formats interleaved in
-every round (A/B on a shared machine): one line per sync with the load average.
+vol@s1 (given A's s1 identity), the --variants interleaved in every round (A/B on
+a shared machine): FORMAT:STAGING, the stream format (`vlmc send --format`) and
+how B stages an incremental stream (clone: `[sync] spool_max = 1K`, a staging
+clone adopted at commit; spool: the spool file applied at commit; default: B's
+configuration). One line per sync with the load average, then the medians.
 """
 import argparse
 import json
@@ -48,18 +52,19 @@ MiB, GiB = 1 << 20, 1 << 30
 WRITE = 64 << 10
 
 
-def vlmc_cmd(node, *args):
-    return [sys.executable, "-m", "archipelago.cli.vlmc", "-c", str(node.conf),
+def vlmc_cmd(node, *args, conf=None):
+    return [sys.executable, "-m", "archipelago.cli.vlmc", "-c", str(conf or node.conf),
             *map(str, args)]
 
 
-def pipe_sync(a, b, send_args, recv_args):
+def pipe_sync(a, b, send_args, recv_args, recv_conf=None):
     """`vlmc send ... -o - | vlmc receive ... --json`: (seconds, receive result); the
     result's "send_seconds" is the time the sender reports for itself."""
     t0 = time.perf_counter()
     s = subprocess.Popen(vlmc_cmd(a, "send", *send_args, "-o", "-"), env=a.env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    r = subprocess.Popen(vlmc_cmd(b, "receive", *recv_args, "--json"), env=b.env(),
+    r = subprocess.Popen(vlmc_cmd(b, "receive", *recv_args, "--json", conf=recv_conf),
+                         env=b.env(),
                          stdin=s.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     s.stdout.close()
     out, err = r.communicate()
@@ -78,16 +83,26 @@ def load():
     return os.getloadavg()[0]
 
 
-def repeat_rounds(a, b, rounds, formats):
-    """`rounds` x len(formats) more syncs of vol@s1 -> vol@s2, each into a new clone
-    of B's vol@s1 (with A's s1 identity), formats interleaved; prints each and the
-    median per format."""
+STAGING = {"clone": "[sync]\nspool_max = 1K\n", "spool": "[sync]\nspool_max = 1T\n"}
+
+
+def repeat_rounds(a, b, rounds, variants, slots, size):
+    """`rounds` x len(variants) more syncs of vol@s1 -> vol@s2, each into a new clone
+    of B's vol@s1 (with A's s1 identity), variants interleaved; prints each and the
+    median per variant."""
     with a.client() as ca:
         guid = ca.info("vol@s1")["guid"]
-    seen = {f: [] for f in formats}
+    confs = {}
+    for v in variants:
+        staging = v.partition(":")[2] or "default"
+        if staging != "default":
+            confs[v] = b.conf.with_name(f"archipelago-{staging}.conf")
+            confs[v].write_text(b.conf.read_text() + STAGING[staging])
+    seen = {v: [] for v in variants}
     k = 0
     for r in range(rounds):
-        for f in formats:
+        for v in variants:
+            f = v.partition(":")[0]
             k += 1
             name = f"rep{k}"
             with b.client() as cb:
@@ -95,16 +110,17 @@ def repeat_rounds(a, b, rounds, formats):
                 cb.snapshot(name, "s1", guid=guid)
             la = load()
             secs, res = pipe_sync(a, b, ["vol@s2", "--from", "s1", "--format", f],
-                                  [name])
-            seen[f].append(secs)
+                                  [name], recv_conf=confs.get(v))
+            seen[v].append(secs)
+            verify(a, b, "vol", slots, size, name)
             split = ", ".join(f"{k2} {v:.2f}" for k2, v in
                               sorted((res.get("commit_split") or {}).items()))
-            print(f"round {r + 1} format {f}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
+            print(f"round {r + 1} {v}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
                   f", stream {res['stream_seconds']:.2f}, commit {res['commit_seconds']:.2f}"
                   f": {split}); load {la:.2f}", flush=True)
-    for f, xs in seen.items():
+    for v, xs in seen.items():
         xs = sorted(xs)
-        print(f"format {f}: median {xs[len(xs) // 2]:.2f}s, min {xs[0]:.2f}s of {len(xs)}")
+        print(f"{v}: median {xs[len(xs) // 2]:.2f}s, min {xs[0]:.2f}s of {len(xs)}")
 
 
 def make_image(path, size, fill, seed=1):
@@ -157,13 +173,14 @@ def drop_caches():
         return False
 
 
-def verify(a, b, vol, slots, size):
-    """The changed 64 KiB blocks and some random others read the same on both nodes."""
+def verify(a, b, vol, slots, size, target=None):
+    """The changed 64 KiB blocks and some random others read the same on both nodes
+    (A's VOL@s2, B's TARGET@s2)."""
     rng = random.Random(3)
     picks = rng.sample(slots, min(64, len(slots))) + [rng.randrange(size // WRITE)
                                                        for _ in range(16)]
     with a.client() as ca, b.client() as cb:
-        va, vb = ca.volume(f"{vol}@s2"), cb.volume(f"{vol}@s2")
+        va, vb = ca.volume(f"{vol}@s2"), cb.volume(f"{target or vol}@s2")
         for i in picks:
             if va.pread(WRITE, i * WRITE) != vb.pread(WRITE, i * WRITE):
                 raise SystemExit(f"MISMATCH at {i * WRITE}")
@@ -183,8 +200,9 @@ def main(argv):
                         "object I/O)")
     p.add_argument("--repeat", type=int, default=0,
                    help="more rounds of the sync, into clones (A/B of --formats)")
-    p.add_argument("--formats", default="2",
-                   help="stream format versions interleaved in --repeat rounds, e.g. 2,1")
+    p.add_argument("--variants", default="2:default",
+                   help="FORMAT:STAGING interleaved in --repeat rounds, e.g. "
+                        "2:clone,2:spool,1:spool")
     args = p.parse_args(argv)
     if args.peers_io:
         os.environ["ARCHIPELAGO_DIRECT_STORE"] = "0"     # inherited by the vlmc processes
@@ -271,7 +289,8 @@ def main(argv):
         print(f"load average (1 min) before sync {sync_load:.2f}, before rsync "
               f"{rsync_load:.2f}", flush=True)
         if args.repeat:
-            repeat_rounds(a, b, args.repeat, [f.strip() for f in args.formats.split(",")])
+            repeat_rounds(a, b, args.repeat, [v.strip() for v in args.variants.split(",")],
+                          slots, size)
     finally:
         a.stop()
         b.stop()

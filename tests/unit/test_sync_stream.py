@@ -40,6 +40,7 @@ def stream(c, spec, **kw):
 
 
 SPOOL_MAX = None          # the staging of incremental streams: None = the default
+SPOOLED = 1 << 40         # spool_max that spools every incremental stream here
 
 
 def recv(c, vol, raw, state_dir, **kw):
@@ -51,7 +52,7 @@ def recv(c, vol, raw, state_dir, **kw):
 def staging(request, monkeypatch):
     """Run a test with incremental streams spooled, then staged in a clone volume."""
     monkeypatch.setattr(sys.modules[__name__], "SPOOL_MAX",
-                        None if request.param == "spool" else 0)
+                        SPOOLED if request.param == "spool" else 0)
     return request.param
 
 
@@ -301,23 +302,33 @@ def test_trailer_mismatch_aborts(pair):
     assert fingerprint(b, "v") == before and sync.resume_token(str(sd), "v") is None
 
 
-@pytest.mark.parametrize("step", ["copy_ranges", "apply_spool"])
+@pytest.mark.parametrize("step", ["adopt", "copy_ranges", "apply_spool"])
 def test_a_crash_during_the_commit_is_finished_by_the_next_receive(pair, monkeypatch,
                                                                    step):
+    """A crash after the adopt (VOL's head is the stage's, no snapshot yet), in the
+    middle of the copy that replaces it on an older mapperd, or of a spool's apply."""
+    from archipelago.errors import Unsupported
     from archipelago.sync import sink, stage
     a, b, sd = pair
     raw, _ = stream(a, "v@s2", from_snap="s1")
-    mod = sink if step == "apply_spool" else stage
+    mod = {"apply_spool": sink, "copy_ranges": stage, "adopt": b}[step]
     real = getattr(mod, step)
 
     def half_then_crash(*args, **kw):
         if step == "copy_ranges":
             real(*args[:3], args[3][:len(args[3]) // 2])
+        elif step == "adopt":
+            real(*args)
         raise KeyboardInterrupt("power cut")
 
+    def older_mapperd(*args):
+        raise Unsupported("mapperd: unknown call 'adopt'")
+
     monkeypatch.setattr(mod, step, half_then_crash)
+    if step == "copy_ranges":
+        monkeypatch.setattr(b, "adopt", older_mapperd)
     with pytest.raises(KeyboardInterrupt):
-        recv(b, "v", raw, sd, spool_max=None if step == "apply_spool" else 0)
+        recv(b, "v", raw, sd, spool_max=SPOOLED if step == "apply_spool" else 0)
     assert b.info("v")["snapshots"] == ["s1"]
     monkeypatch.setattr(mod, step, real)
     with pytest.raises(Exists):                   # finishes the commit, then: s2 exists
@@ -344,7 +355,7 @@ def test_commit_verifies_a_spool_it_did_not_write_itself(pair, monkeypatch):
 
     monkeypatch.setattr(sink, "apply_spool", spy)
     with pytest.raises(KeyboardInterrupt):
-        recv(b, "v", raw, sd, spool_max=None)
+        recv(b, "v", raw, sd, spool_max=SPOOLED)
     with pytest.raises(Exists):                   # the re-run finishes the commit
         recv(b, "v", raw, sd)
     assert seen == [True, False]

@@ -17,7 +17,8 @@
     state_dir =                  # receive jobs (default: [node] state_dir/sync)
     checkpoint_interval = 5      # seconds between a receiver's checkpoints
     checkpoint_bytes = 64M       # and bytes at most
-    spool_max = 8G               # incremental streams up to this size spool locally
+    spool_max = 0                # incremental streams up to this size spool locally
+                                 # (0: none; all are staged in a clone adopted at commit)
 
 ARCHIPELAGO_SYNC_TOKEN (the secret itself) overrides auth_token_file.
 """
@@ -59,9 +60,10 @@ SYNC = C.Section("sync", "Send/receive streams between nodes (archipelago.sync)"
     C.Option("checkpoint_interval", 5.0, float,
              "seconds between a receiver's checkpoints (what a resume can skip)"),
     C.Option("checkpoint_bytes", 64 << 20, C.size(), "bytes between checkpoints at most"),
-    C.Option("spool_max", 8 << 30, C.size(),
+    C.Option("spool_max", 0, C.size(),
              "incremental streams up to this size are spooled to state_dir (written "
-             "once at commit); larger ones are staged in a clone volume"),
+             "into the volume at commit); the others (all with 0) are written into a "
+             "staging clone as they arrive, adopted by the volume at commit"),
 ])
 
 

@@ -1,8 +1,8 @@
 """Receiving: verify every record, stage it, commit only after the trailer verifies.
 
 Records are checked as they arrive (checksum, sequence, ascending offsets inside
-the volume) and written to the job's staging volume (stage.py), a few writes in
-flight. Every CHECKPOINT_BYTES or CHECKPOINT_SECS the writes are drained and
+the volume) and handed to the job's sink (stage.py, sink.py): written into the
+staging clone in groups, off this thread, while the stream goes on arriving. Every CHECKPOINT_BYTES or CHECKPOINT_SECS the writes are drained and
 flushed and the job state records the next seq/offset, the counts and the chain:
 that is the "last committed point" a resume token names. When the stream breaks
 (EOF, a reset connection, a corrupt record) the job checkpoints what it has and
@@ -44,12 +44,15 @@ class _Applier:
         self.since = 0
         self.last = time.monotonic()
         self.size = job.header["volume_size"]
+        self.times = {"put": 0.0, "checkpoint": 0.0}    # seconds (the result's split)
 
     def apply(self, rec):
         if rec.offset < self.offset or rec.offset + rec.length > self.size:
             raise F.StreamCorrupt(f"record {rec.seq}: range {rec.offset}+{rec.length} is "
                                   f"out of order or beyond the volume ({self.size} bytes)")
+        t0 = time.monotonic()
         self.sink.put(rec)
+        self.times["put"] += time.monotonic() - t0
         self.counts.add(rec.type, rec.length, rec.digest)
         self.seq, self.offset = rec.seq + 1, rec.offset + rec.length
         self.since += rec.length
@@ -57,9 +60,11 @@ class _Applier:
             self.checkpoint()
 
     def checkpoint(self):
+        t0 = time.monotonic()
         extra = self.sink.sync()
         self.job.checkpoint(self.seq, self.offset, self.counts, **extra)
         self.since, self.last = 0, time.monotonic()
+        self.times["checkpoint"] += self.last - t0
 
     def close(self):
         self.sink.close()
@@ -88,8 +93,8 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
     """Apply the stream read from binary file `inp` to `volume`; returns a stats dict.
     Raises Interrupted (with a resume token) if the stream stops early. `checkpoint`:
     (seconds, bytes) between checkpoints (default CHECKPOINT_SECS/BYTES); incremental
-    streams up to `spool_max` bytes are spooled to a local file (default SPOOL_MAX),
-    larger ones staged in a clone."""
+    streams up to `spool_max` bytes are spooled to a local file (default SPOOL_MAX: 0),
+    the others written into a staging clone as they arrive."""
     started = time.monotonic()
     reader = F.Reader(inp, limiter(rate))
     brec, header = _begin(reader)
@@ -138,6 +143,7 @@ def _receive(client, volume, reader, brec, header, started, state_dir, force, pr
             "wire_bytes": reader.bytes, "seconds": secs,
             "stream_seconds": staged - started, "commit_seconds": secs - (staged - started),
             "commit_split": {k: round(v, 3) for k, v in job.times.items()},
+            "stream_split": {k: round(v, 3) for k, v in ap.times.items()},
             "resumed": header.get("resume") is not None}
 
 

@@ -1,12 +1,14 @@
 """Where a receive puts verified records until the commit: a staging volume or a
 spool file.
 
-VolumeSink writes them into the staging volume (a few writes in flight); a fresh
-volume skips zero records (it reads zeros already). SpoolSink appends the records
-verbatim to a local file (`STATE/recv-VOL.spool`), fsynced at each checkpoint,
-and the commit applies them to the target in one pass: incremental streams are
-written through the volume engine once instead of twice (stage, then copy).
-`apply_spool` replays a spool (verifying every record again) into a volume.
+VolumeSink writes them into the staging volume as they arrive, in groups
+(`_Groups`: one group commit of the map updates per group, then the writes,
+straight into the prepared objects where the node's store is in this process);
+a fresh volume skips zero records (it reads zeros already). The commit of an
+incremental stream then makes the staging clone's head the target's
+(VolumeEngine.adopt, O(1)). SpoolSink appends the records verbatim to a local
+file (`STATE/recv-VOL.spool`), fsynced at each checkpoint, and the commit
+applies them to the target in one pass (`apply_spool`, the same groups).
 """
 import contextlib
 import os
@@ -17,65 +19,116 @@ from concurrent.futures import ThreadPoolExecutor
 from ..errors import BackendError
 from . import format as F
 
-DEPTH = 4
-COMMIT_DEPTH = 16           # writes in flight while a spool is applied
+COMMIT_DEPTH = 16           # writes in flight
 GROUP_BYTES = 64 << 20      # a group of records whose map updates commit together
 GROUP_RANGES = 1024
+STREAM_GROUP_BYTES = 16 << 20   # smaller groups while the stream arrives: the writes
+STREAM_GROUP_RANGES = 256       # start early and little is left at the trailer
+IN_FLIGHT = 3               # groups being checked, mapped or written at once
 VERIFIERS = 2               # threads re-verifying a group's checksums
 _ZEROS = memoryview(bytes(F.MAX_PAYLOAD))
 
 
-class _Writes:
-    """Volume writes, at most DEPTH in flight."""
+class _Groups:
+    """Writes into Volume `vol` in groups of up to `ranges` ranges / `nbytes` bytes,
+    a pipeline off the caller's thread: `check(records)` (if given) first, then one
+    group commit of the group's map updates (Volume.prepare(whole=True): the writes
+    cover every byte and run again after a crash), then its writes COMMIT_DEPTH at a
+    time -- into the prepared objects on an in-process store. The caller goes on
+    filling the next group meanwhile (reading the stream); at most IN_FLIGHT groups
+    are in the pipeline. `times` (a dict) gets the seconds spent in "verify" (check),
+    "map" (the group commits) and "flush"."""
 
-    def __init__(self, vol, depth=DEPTH):
-        self.vol = vol
-        self.depth = depth
-        self.pool = ThreadPoolExecutor(depth)
-        self.inflight = deque()
+    def __init__(self, vol, times=None, check=None, ranges=None, nbytes=None):
+        self.vol, self.store = vol, _direct_store(vol)
+        self.clock = _Clock({} if times is None else times)
+        self.check = check
+        self.max_ranges = GROUP_RANGES if ranges is None else ranges
+        self.max_bytes = GROUP_BYTES if nbytes is None else nbytes
+        self.mapper = ThreadPoolExecutor(1)     # checks and group commits, in order
+        self.writers = ThreadPoolExecutor(COMMIT_DEPTH)
+        self.pending = deque()      # futures: [write futures] of each group in flight
+        self.group, self.nbytes = [], 0     # [(offset, length, payload|None, record)]
 
-    def submit(self, fn, *args):
-        while len(self.inflight) >= self.depth:
-            self.inflight.popleft().result()
-        self.inflight.append(self.pool.submit(fn, *args))
-
-    def data(self, offset, payload):
-        self.submit(self.vol.pwrite, bytes(payload), offset)
+    def data(self, offset, payload, rec=None):
+        self._add(offset, len(payload), payload, rec)
 
     def zero(self, offset, length):
-        for off in range(offset, offset + length, F.MAX_PAYLOAD):
-            self.submit(self.vol.pwrite, _ZEROS[:min(F.MAX_PAYLOAD, offset + length - off)],
-                        off)
+        end = offset + length
+        for o in range(offset, end, F.MAX_PAYLOAD):
+            self._add(o, min(F.MAX_PAYLOAD, end - o), None, None)
+
+    def _add(self, offset, length, payload, rec):
+        self.group.append((offset, length, payload, rec))
+        self.nbytes += length
+        if self.nbytes >= self.max_bytes or len(self.group) >= self.max_ranges:
+            self._commit_group()
+
+    def _commit_group(self):
+        group, self.group, self.nbytes = self.group, [], 0
+        if not group:
+            return
+        while len(self.pending) >= IN_FLIGHT:
+            self._wait_one()
+        self.pending.append(self.mapper.submit(self._run, group))
+
+    def _run(self, group):
+        """(mapper thread) check, map and start writing one group."""
+        if self.check is not None:
+            with self.clock("verify"):
+                self.check([r for _, _, _, r in group if r is not None])
+        with self.clock("map"):
+            mapped = _prepare(self.vol, group)
+        sub = self.writers.submit
+        if self.store is not None and mapped is not None:
+            return [sub(_write_extents, self.store, exts, _ZEROS[:n] if data is None else data)
+                    for (_off, n, data, _r), exts in zip(group, mapped, strict=True)]
+        return [sub(self.vol.pwrite, _ZEROS[:n] if data is None else data, off)
+                for off, n, data, _r in group]
+
+    def _wait_one(self):
+        for fut in self.pending.popleft().result():
+            fut.result()
 
     def drain(self):
-        while self.inflight:
-            self.inflight.popleft().result()
+        """Every range added so far mapped and written (not yet flushed)."""
+        self._commit_group()
+        while self.pending:
+            self._wait_one()
+
+    def flush(self):
+        """Every range added so far written and durable."""
+        self.drain()
+        with self.clock("flush"):
+            if self.store is not None:
+                self.store.flush()
+            self.vol.flush()
 
     def close(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.inflight.clear()
+        self.mapper.shutdown(wait=True, cancel_futures=True)
+        self.writers.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()
         self.vol.close()
 
 
 class VolumeSink:
-    def __init__(self, vol, fresh):
-        self.w = _Writes(vol)
+    def __init__(self, vol, fresh, times=None):
+        self.g = _Groups(vol, times, ranges=STREAM_GROUP_RANGES, nbytes=STREAM_GROUP_BYTES)
         self.fresh = fresh
 
     def put(self, rec):
         if rec.type == F.DATA:
-            self.w.data(rec.offset, rec.payload)
+            self.g.data(rec.offset, bytes(rec.payload))   # the reader reuses its buffer
         elif not self.fresh:
-            self.w.zero(rec.offset, rec.length)
+            self.g.zero(rec.offset, rec.length)
 
     def sync(self):
         """Everything put so far is durable; returns nothing to remember."""
-        self.w.drain()
-        self.w.vol.flush()
+        self.g.flush()
         return {}
 
     def close(self):
-        self.w.close()
+        self.g.close()
 
 
 @contextlib.contextmanager
@@ -128,7 +181,7 @@ def _prepare(vol, group):
     prepare = getattr(vol, "prepare", None)
     if prepare is None:
         return None
-    return prepare([(off, n) for off, n, _ in group], whole=True)
+    return prepare([(item[0], item[1]) for item in group], whole=True)
 
 
 def _direct_store(vol):
@@ -160,48 +213,20 @@ def apply_spool(path, size, vol, times=None, verified=False):
     third time (sender, arrival, here: format 1's BLAKE2b runs at ~330 MB/s a core
     here, a third of a second per 100 MiB; format 2's SHA-256 about 2.4x that). A
     spool from another process (a resumed receive, a commit run again after a
-    crash) is always verified.
+    crash) is always verified, a group at a time (in parallel), before the group's
+    map changes: a spool damaged on disk stops the commit there.
 
-    Records go in groups (GROUP_BYTES / GROUP_RANGES): the map updates of a group
-    are committed together (Volume.prepare), then its writes run COMMIT_DEPTH at a
-    time, each finding its object ready. Every record is verified again first, a
-    group at a time, before its map changes. `times` (a dict) gets the seconds
-    spent in "verify", "map" (the group commits), "write" (reading the spool, the
-    writes) and "flush"."""
+    Records go in groups (_Groups: GROUP_BYTES / GROUP_RANGES). `times` (a dict)
+    gets the seconds spent in "verify", "map" (the group commits), "write" (reading
+    the spool, the writes) and "flush"."""
     times = {} if times is None else times
     clock = _Clock(times)
-    store = _direct_store(vol)
-    writers = ThreadPoolExecutor(COMMIT_DEPTH)
     hashers = ThreadPoolExecutor(VERIFIERS)
-    written = deque()                # the futures of the groups still being written
-    group, nbytes = [], 0
 
-    def flush_group():
-        nonlocal nbytes
-        if not verified:
-            with clock("verify"):
-                # The group's checksums, in parallel (hashlib releases the GIL), before
-                # its map changes: a spool damaged on disk stops the commit here.
-                list(hashers.map(F.Record.verify,
-                                 [r for _, _, r in group if r is not None]))
-        with clock("map"):
-            mapped = _prepare(vol, group)
-        # At most two groups' writes queued: this one's verify and group commit ran
-        # while the previous one's writes were going on.
-        while len(written) > 1:
-            for fut in written.popleft():
-                fut.result()
-        if store is not None and mapped is not None:
-            written.append([writers.submit(_write_extents, store, exts,
-                                           _ZEROS[:n] if rec is None else rec.payload)
-                            for (_off, n, rec), exts in zip(group, mapped, strict=True)])
-        else:
-            written.append([writers.submit(vol.pwrite,
-                                           _ZEROS[:n] if rec is None else rec.payload, off)
-                            for off, n, rec in group])
-        group.clear()
-        nbytes = 0
+    def check(recs):
+        list(hashers.map(F.Record.verify, recs))
 
+    g = _Groups(vol, times, None if verified else check)
     try:
         with clock("write"), _io(path), open(path, "rb") as f:
             r = F.Reader(f)
@@ -211,30 +236,16 @@ def apply_spool(path, size, vol, times=None, verified=False):
                 rec = r.next(defer=True)
                 if rec.type == F.DATA:
                     rec.payload = bytes(rec.payload)     # the reader reuses its buffer
-                    group.append((rec.offset, rec.length, rec))
+                    g.data(rec.offset, rec.payload, rec)
                 else:
                     rec.verify()
-                    if rec.type != F.ZERO:
-                        continue
-                    end = rec.offset + rec.length
-                    group.extend((o, min(F.MAX_PAYLOAD, end - o), None)
-                                 for o in range(rec.offset, end, F.MAX_PAYLOAD))
-                nbytes += rec.length
-                if nbytes >= GROUP_BYTES or len(group) >= GROUP_RANGES:
-                    flush_group()
-            if group:
-                flush_group()
-            while written:
-                for fut in written.popleft():
-                    fut.result()
-        with clock("flush"):
-            if store is not None:
-                store.flush()
-            vol.flush()
+                    if rec.type == F.ZERO:
+                        g.zero(rec.offset, rec.length)
+            g.drain()
+        g.flush()
     finally:
-        writers.shutdown(wait=True, cancel_futures=True)
         hashers.shutdown(wait=True, cancel_futures=True)
-        vol.close()
+        g.close()
     times["write"] -= times.get("map", 0.0) + times.get("verify", 0.0)
     return times
 

@@ -1,18 +1,21 @@
 """A receive job: where a stream is staged, its checkpoints, its commit.
 
 The target volume does not change until the whole stream has verified. Records
-are staged (sink.py): an incremental stream of up to `spool_max` bytes in a spool
-file next to the job state, a larger one in a staging volume `VOL.recv-XXXXXXXX`
-cloned from the target's base snapshot (O(1)), a full stream in a new staging
-volume. The job's state (the stream header, where it is staged, the last
+are staged (sink.py) as they arrive: an incremental stream in a staging volume
+`VOL.recv-XXXXXXXX` cloned from the target's base snapshot (O(1)) -- or, up to
+`spool_max` bytes (default 0: none), in a spool file next to the job state --, a
+full stream in a new staging volume. The job's state (the stream header, where it is staged, the last
 committed record) is a small JSON file in the node's state directory,
 `STATE/sync/recv-VOL.json`, replaced atomically at every checkpoint; the resume
 token is made from it. The commit, once the trailer has verified:
 
-  incremental: with --force first undo what VOL changed since BASE (copied back
-               from VOL@BASE; snapshots after BASE are removed), then write the
-               spool (or diff(VOL@BASE, stage)) into VOL, then snapshot VOL@TO
-               with the sender's guid;
+  incremental: VOL adopts the staging clone's head (VolumeEngine.adopt: two
+               header writes; with --force that drops what VOL's head changed
+               since BASE, and the snapshots after BASE are removed), then
+               VOL@TO is taken with the sender's guid. A spool is written into
+               VOL instead (with --force after undoing VOL's changes since BASE,
+               copied back from VOL@BASE), as is diff(VOL@BASE, stage) where the
+               volume engine cannot adopt (an older mapperd);
   full:        rename the staging volume to VOL, snapshot VOL@TO.
 
 Each step can run again after a crash (the state file says "committing"), so a
@@ -34,6 +37,7 @@ from ..errors import (
     Exists,
     InvalidArgument,
     NotFound,
+    Unsupported,
 )
 from ..names import validate_name
 from . import format as F
@@ -44,7 +48,7 @@ log = logging.getLogger(__name__)
 COPY_PIECE = 1 << 20
 COPY_DEPTH = 4
 COPY_GROUP = 1024           # pieces per group commit of their map updates
-SPOOL_MAX = 8 << 30         # incremental streams up to this size are spooled
+SPOOL_MAX = 0               # incremental streams up to this size are spooled (0: none)
 MARKS = 64                  # checkpoints a resume token may name
 
 
@@ -323,6 +327,22 @@ class Job:
         if h["volume_size"] < bsize:
             c.resize(self.stage, h["volume_size"])
 
+    def _adopt(self):
+        """Make the staging clone's head VOL's (VolumeEngine.adopt: O(1), whatever the
+        head of VOL held is dropped); False where the volume engine cannot (an older
+        mapperd): the commit copies the changed ranges instead."""
+        adopt = getattr(self.client, "adopt", None)
+        if adopt is None:
+            return False
+        t0 = time.monotonic()
+        try:
+            adopt(self.volume, self.stage)
+        except Unsupported as e:
+            log.info("%s: %s; copying the staged ranges instead", self.volume, e)
+            return False
+        self.times["adopt"] = time.monotonic() - t0
+        return True
+
     # -- ending -----------------------------------------------------------------------
     def abort(self):
         """Drop the staging volume and the state: the target never changed."""
@@ -366,22 +386,29 @@ class Job:
                                "receive again with --force to roll it back")
         self.state["applying"] = True       # from here on VOL's changes are ours
         self.save()
-        size = h["volume_size"]
-        if c.info(vol)["size"] != size:
-            c.resize(vol, size)
-
-        def clip(ranges):
-            return [(o, min(n, size - o)) for o, n in ranges if o < size]
-
-        if self.spooled:
-            from .sink import apply_spool
-            if head:                        # --force, or a commit run again
-                copy_ranges(c, bspec, vol, clip(head))
-            self.times["check"] = time.monotonic() - t0
-            apply_spool(self.spool, self.state["spool_size"], c.volume(vol), self.times,
-                        verified=self.spooled_here)
+        self.times["check"] = time.monotonic() - t0
+        if not self.spooled and not _exists(c, self.stage):
+            raise NotFound(f"the staging volume {self.stage} is gone; send the whole "
+                           "stream again")
+        if not self.spooled and self._adopt():
+            pass                            # VOL's head is the stage's now
         else:
-            copy_ranges(c, self.stage, vol, clip(_union(head, c.diff(bspec, self.stage))))
+            size = h["volume_size"]
+            if c.info(vol)["size"] != size:
+                c.resize(vol, size)
+
+            def clip(ranges):
+                return [(o, min(n, size - o)) for o, n in ranges if o < size]
+
+            if self.spooled:
+                from .sink import apply_spool
+                if head:                    # --force, or a commit run again
+                    copy_ranges(c, bspec, vol, clip(head))
+                apply_spool(self.spool, self.state["spool_size"], c.volume(vol),
+                            self.times, verified=self.spooled_here)
+            else:
+                copy_ranges(c, self.stage, vol,
+                            clip(_union(head, c.diff(bspec, self.stage))))
         for snap in reversed(newer):
             log.warning("--force: removing %s@%s (newer than the stream's base)", vol, snap)
             c.remove(f"{vol}@{snap}")
