@@ -2,9 +2,11 @@
 
 Records are checked as they arrive (checksum, sequence, ascending offsets inside
 the volume) and handed to the job's sink (stage.py, sink.py): written into the
-staging clone in groups, off this thread, while the stream goes on arriving. Every CHECKPOINT_BYTES or CHECKPOINT_SECS the writes are drained and
-flushed and the job state records the next seq/offset, the counts and the chain:
-that is the "last committed point" a resume token names. When the stream breaks
+staging clone in groups, off this thread, while the stream goes on arriving.
+Every CHECKPOINT_BYTES or CHECKPOINT_SECS the writes are drained and flushed
+(in the sink's pipeline: the stream goes on) and the job state records the next
+seq/offset, the counts and the chain: that is the "last committed point" a
+resume token names. When the stream breaks
 (EOF, a reset connection, a corrupt record) the job checkpoints what it has and
 raises Interrupted carrying the token; the target volume is untouched. A trailer
 that disagrees with what arrived aborts the job (nothing to resume from).
@@ -57,9 +59,17 @@ class _Applier:
         self.seq, self.offset = rec.seq + 1, rec.offset + rec.length
         self.since += rec.length
         if self.since >= self.every_bytes or time.monotonic() - self.last > self.every_secs:
-            self.checkpoint()
+            self.checkpoint(wait=False)
 
-    def checkpoint(self):
+    def checkpoint(self, wait=True):
+        """Make what was applied durable and record it in the job state; without
+        `wait`, where the sink can, in its pipeline (the stream goes on meanwhile)."""
+        if not wait and hasattr(self.sink, "sync_then"):
+            seq, offset, counts = self.seq, self.offset, self.counts.copy()
+            self.sink.sync_then(lambda extra: self.job.checkpoint(seq, offset, counts,
+                                                                  **extra))
+            self.since, self.last = 0, time.monotonic()
+            return
         t0 = time.monotonic()
         extra = self.sink.sync()
         self.job.checkpoint(self.seq, self.offset, self.counts, **extra)

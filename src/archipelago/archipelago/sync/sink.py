@@ -90,6 +90,28 @@ class _Groups:
         for fut in self.pending.popleft().result():
             fut.result()
 
+    def flush_then(self, done):
+        """Make every range added so far durable, then call done(), in the pipeline:
+        the caller goes on adding ranges meanwhile (a checkpoint while the stream
+        arrives). Errors come out of a later call."""
+        self._commit_group()
+        before = list(self.pending)
+
+        def barrier():
+            for f in before:
+                for w in f.result():
+                    w.result()
+            with self.clock("flush"):
+                if self.store is not None:
+                    self.store.flush()
+                self.vol.flush()
+            done()
+            return []
+
+        while len(self.pending) >= IN_FLIGHT:
+            self._wait_one()
+        self.pending.append(self.mapper.submit(barrier))
+
     def drain(self):
         """Every range added so far mapped and written (not yet flushed)."""
         self._commit_group()
@@ -126,6 +148,10 @@ class VolumeSink:
         """Everything put so far is durable; returns nothing to remember."""
         self.g.flush()
         return {}
+
+    def sync_then(self, done):
+        """As sync(), then done({}), while more records are put (_Groups.flush_then)."""
+        self.g.flush_then(lambda: done({}))
 
     def close(self):
         self.g.close()

@@ -4,8 +4,9 @@ The target volume does not change until the whole stream has verified. Records
 are staged (sink.py) as they arrive: an incremental stream in a staging volume
 `VOL.recv-XXXXXXXX` cloned from the target's base snapshot (O(1)) -- or, up to
 `spool_max` bytes (default 0: none), in a spool file next to the job state --, a
-full stream in a new staging volume. The job's state (the stream header, where it is staged, the last
-committed record) is a small JSON file in the node's state directory,
+full stream in a new staging volume. The job's state (the stream header, where
+it is staged, the last committed record) is a small JSON file in the node's
+state directory,
 `STATE/sync/recv-VOL.json`, replaced atomically at every checkpoint; the resume
 token is made from it. The commit, once the trailer has verified:
 
