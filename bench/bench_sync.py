@@ -113,11 +113,13 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
                                   [name], recv_conf=confs.get(v))
             seen[v].append(secs)
             verify(a, b, "vol", slots, size, name)
-            split = ", ".join(f"{k2} {v:.2f}" for k2, v in
+            split = ", ".join(f"{k2} {x:.2f}" for k2, x in
                               sorted((res.get("commit_split") or {}).items()))
+            ssplit = ", ".join(f"{k2} {x:.2f}" for k2, x in
+                               sorted((res.get("stream_split") or {}).items()))
             print(f"round {r + 1} {v}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
-                  f", stream {res['stream_seconds']:.2f}, commit {res['commit_seconds']:.2f}"
-                  f": {split}); load {la:.2f}", flush=True)
+                  f", stream {res['stream_seconds']:.2f}: {ssplit}; commit "
+                  f"{res['commit_seconds']:.2f}: {split}); load {la:.2f}", flush=True)
     for v, xs in seen.items():
         xs = sorted(xs)
         print(f"{v}: median {xs[len(xs) // 2]:.2f}s, min {xs[0]:.2f}s of {len(xs)}")
@@ -280,8 +282,10 @@ def main(argv):
               f"{got / MiB:.2f} MiB/s = {got / limit:.1%} of the limit (target 90-110%)")
         split = ", ".join(f"{k} {v:.2f}s" for k, v in
                           sorted((res.get("commit_split") or {}).items()))
-        print(f"receive: stream verified and spooled in {res['stream_seconds']:.2f}s, "
-              f"commit (writes into the volume, snapshot) {res['commit_seconds']:.2f}s = "
+        ssplit = ", ".join(f"{k} {v:.2f}s" for k, v in
+                           sorted((res.get("stream_split") or {}).items()))
+        print(f"receive: stream verified and staged in {res['stream_seconds']:.2f}s "
+              f"({ssplit}), commit {res['commit_seconds']:.2f}s = "
               f"{res['commit_seconds'] / max(1, len(slots)) * 1000:.2f} ms per scattered "
               f"write ({split})")
         print(f"send: {res['send_seconds']:.2f}s inside `vlmc send` (diff, reads, "
