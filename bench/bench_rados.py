@@ -24,8 +24,7 @@ i.e. the cost of the NBD hop itself. Each line prints ours/rbd and ours/qemu-nbd
 and a line per pattern gives qemu-nbd-rbd/rbd.
 Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
 CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_AIO=1
-(also co-located with native_aio = no: python-rados' aio, for comparison), AB_POLL=1
-(also co-located with the store's completion thread replying, not the connection's).
+(also co-located with native_aio = no: python-rados' aio, for comparison).
 """
 import json
 import os
@@ -55,10 +54,6 @@ FIO_SIZE = os.environ.get("FIO_SIZE", "256M")
 SERVERS = [("nbdd-rados", "peers", "native"), ("nbdd-rados-coloc", "colocated", "native")]
 if os.environ.get("PY_AIO"):
     SERVERS.append(("nbdd-rados-coloc-py", "colocated", "python"))
-# AB_POLL=1 adds co-located without the connection thread taking its own completions
-# (rados_aio.Poller): the store's completion thread sends the replies, as before
-if os.environ.get("AB_POLL"):
-    SERVERS.append(("nbdd-rados-coloc-nopoll", "colocated", "native-nopoll"))
 PATTERNS = [("4k-randread-qd16", "randread", "4k", 16),
             ("4k-randwrite-qd16", "randwrite", "4k", 16),
             ("1m-read-qd8", "read", "1m", 8),
@@ -76,10 +71,8 @@ from archipelago.nbd.testing import serve
 from archipelago.nbd.volume import VolumeProvider
 from archipelago.store.rados import RadosStore
 conf, pool, size, datapath, aio = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:6]
-if aio == "native-nopoll":
-    RadosStore.poller = lambda self: None
 mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=f"{ns}-{datapath}-{aio}",
-                           native_aio=aio != "python")
+                           native_aio=aio == "native")
 if datapath == "colocated":
     from archipelago.nbd.colocated import local
     provider, c = local(mk("vol-data"), mk("vol-maps"))

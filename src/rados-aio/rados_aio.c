@@ -9,15 +9,6 @@
  * At most `depth` requests are in flight: ra_read and ra_write wait for a slot,
  * except with `force` (the draining thread itself, which must never wait for
  * slots only it can free). Completed requests queue in a list (never full).
- *
- * Pollers: a thread that starts requests and takes their completions itself
- * (nbdd's connection thread: ra_poll(+1) once, then ra_take whenever ra_fd(), an
- * eventfd, is readable, while it also waits for its socket) saves the draining
- * thread's wake-up and, above all, the GIL hand-over between two Python threads on
- * every batch. While a poller is registered a completion that finds the list empty
- * writes the eventfd instead of waking ra_wait; ra_wait still takes completions
- * older than STALE_NS, so a poller blocked elsewhere delays completions by at most
- * that, never loses them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/eventfd.h>
 
 #include <rados/librados.h>
 
@@ -37,7 +26,6 @@ struct ra_op {
     struct ra_client *cl;
     uint64_t tag;
     int64_t rv;
-    uint64_t done_ns;           /* CLOCK_MONOTONIC when it completed */
     rados_completion_t comp;
     struct ra_op *next;         /* in the done list */
 };
@@ -51,19 +39,7 @@ struct ra_client {
     struct ra_op *first, *last;     /* completed, oldest first */
     uint32_t depth, inflight;
     int closed;
-    int pollers;                /* threads that take completions themselves (ra_poll) */
-    int efd;                    /* eventfd: completions are waiting (for pollers) */
 };
-
-#define STALE_NS 2000000ULL     /* ra_wait takes completions a poller left this long */
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
-}
 
 static void completed(rados_completion_t comp, void *arg)
 {
@@ -71,22 +47,14 @@ static void completed(rados_completion_t comp, void *arg)
     struct ra_client *cl = op->cl;
 
     op->rv = rados_aio_get_return_value(comp);
-    op->done_ns = now_ns();
     pthread_mutex_lock(&cl->mu);
     op->next = NULL;
-    if (cl->last) {
+    if (cl->last)
         cl->last->next = op;
-    } else {
+    else
         cl->first = op;
-        if (cl->pollers && cl->efd >= 0) {
-            uint64_t one = 1;
-            if (write(cl->efd, &one, sizeof one) < 0)
-                ;       /* EAGAIN: the counter is full, i.e. already readable */
-        }
-    }
     cl->last = op;
-    if (!cl->pollers || cl->closed)
-        pthread_cond_signal(&cl->ready);
+    pthread_cond_signal(&cl->ready);
     pthread_mutex_unlock(&cl->mu);
 }
 
@@ -125,13 +93,12 @@ int ra_connect(struct ra_client **out, const char *conf, const char *id, const c
     if (!cl)
         return -ENOMEM;
     cl->depth = depth ? depth : 1;
-    cl->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&cl->mu, NULL);
     pthread_cond_init(&cl->ready, NULL);
     pthread_cond_init(&cl->slot, NULL);
     r = setup(cl, conf, id, pool, nspace, connect_timeout, op_timeout);
     if (r < 0) {
-        ra_destroy(cl);     /* closes the eventfd too */
+        ra_destroy(cl);
         free(cl);       /* nobody else has seen it */
         return r;
     }
@@ -233,11 +200,25 @@ int ra_write(struct ra_client *cl, const char *oid, const char *buf, size_t len,
     return started(op, rados_aio_write(cl->io, oid, op->comp, buf, len, off));
 }
 
-/* Under cl->mu: move up to max completed ops to got[]; the count. */
-static int take_locked(struct ra_client *cl, struct ra_op **got, int max)
+int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms)
 {
-    int n = 0;
+    struct ra_op *got[256];
+    struct timespec until;
+    int n = 0, i;
 
+    if (max > 256)
+        max = 256;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&cl->mu);
+    while (!cl->first && !(cl->closed && cl->inflight == 0))
+        if (pthread_cond_timedwait(&cl->ready, &cl->mu, &until) == ETIMEDOUT)
+            break;
     while (cl->first && n < max) {
         got[n++] = cl->first;
         cl->first = cl->first->next;
@@ -247,103 +228,16 @@ static int take_locked(struct ra_client *cl, struct ra_op **got, int max)
     cl->inflight -= n;
     if (n)
         pthread_cond_broadcast(&cl->slot);
-    return n;
-}
-
-static void hand_out(struct ra_op **got, int n, uint64_t *tags, int64_t *rvs)
-{
-    int i;
-
+    if (n == 0 && cl->closed && cl->inflight == 0)
+        n = -1;
+    pthread_mutex_unlock(&cl->mu);
     for (i = 0; i < n; i++) {
         tags[i] = got[i]->tag;
         rvs[i] = got[i]->rv;
         rados_aio_release(got[i]->comp);
         free(got[i]);
     }
-}
-
-static void add_ns(struct timespec *t, uint64_t ns)
-{
-    t->tv_sec += ns / 1000000000ULL;
-    t->tv_nsec += (long)(ns % 1000000000ULL);
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
-static int before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms)
-{
-    struct ra_op *got[256];
-    struct timespec until, now, t;
-    int n = 0;
-
-    if (max > 256)
-        max = 256;
-    clock_gettime(CLOCK_REALTIME, &until);
-    add_ns(&until, (uint64_t)timeout_ms * 1000000ULL);
-    pthread_mutex_lock(&cl->mu);
-    for (;;) {
-        if (cl->first && (!cl->pollers || cl->closed
-                          || now_ns() - cl->first->done_ns >= STALE_NS))
-            break;
-        if (!cl->first && cl->closed && cl->inflight == 0)
-            break;
-        t = until;
-        if (cl->pollers) {      /* wake up to take what an active poller left */
-            clock_gettime(CLOCK_REALTIME, &now);
-            add_ns(&now, STALE_NS);
-            if (before(&now, &t))
-                t = now;
-        }
-        if (pthread_cond_timedwait(&cl->ready, &cl->mu, &t) == ETIMEDOUT) {
-            clock_gettime(CLOCK_REALTIME, &now);
-            if (!before(&now, &until))
-                break;
-        }
-    }
-    n = take_locked(cl, got, max);
-    if (n == 0 && cl->closed && cl->inflight == 0)
-        n = -1;
-    pthread_mutex_unlock(&cl->mu);
-    if (n > 0)
-        hand_out(got, n, tags, rvs);
     return n;
-}
-
-int ra_take(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max)
-{
-    struct ra_op *got[256];
-    int n;
-
-    if (max > 256)
-        max = 256;
-    pthread_mutex_lock(&cl->mu);
-    n = take_locked(cl, got, max);
-    if (cl->closed && cl->inflight == 0)
-        pthread_cond_broadcast(&cl->ready);   /* ra_wait may be waiting for the last */
-    pthread_mutex_unlock(&cl->mu);
-    hand_out(got, n, tags, rvs);
-    return n;
-}
-
-int ra_fd(struct ra_client *cl)
-{
-    return cl->efd;
-}
-
-void ra_poll(struct ra_client *cl, int delta)
-{
-    pthread_mutex_lock(&cl->mu);
-    cl->pollers += delta;
-    if (!cl->pollers && cl->first)
-        pthread_cond_signal(&cl->ready);      /* what it did not take: the drainer's */
-    pthread_mutex_unlock(&cl->mu);
 }
 
 void ra_close(struct ra_client *cl)
@@ -369,12 +263,6 @@ void ra_destroy(struct ra_client *cl)
         rados_shutdown(cl->cluster);
         cl->cluster = NULL;
     }
-    pthread_mutex_lock(&cl->mu);
-    if (cl->efd >= 0 && !cl->pollers) {     /* else a poller may still watch it */
-        close(cl->efd);
-        cl->efd = -1;
-    }
-    pthread_mutex_unlock(&cl->mu);
 }
 
 int ra_flush(struct ra_client *cl)

@@ -33,9 +33,6 @@ int ra_read(struct ra_client *cl, const char *oid, char *buf, size_t len, uint64
 int ra_write(struct ra_client *cl, const char *oid, const char *buf, size_t len,
              uint64_t off, uint64_t tag, int force);
 int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms);
-int ra_take(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max);
-void ra_poll(struct ra_client *cl, int delta);
-int ra_fd(struct ra_client *cl);
 int ra_flush(struct ra_client *cl);
 void ra_close(struct ra_client *cl);
 void ra_destroy(struct ra_client *cl);

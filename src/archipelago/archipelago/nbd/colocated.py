@@ -145,11 +145,6 @@ class ColocatedBackend(Backend):
         after = getattr(self.store, "after_batch", None) if self.aio else None
         if after is not None:
             self.defer = after
-        # the store's poller (RadosStore.poller): transmission's connection thread then
-        # completes its own requests instead of the store's completion thread
-        poller = getattr(self.store, "poller", None) if self._io is not None else None
-        if poller is not None:
-            self.poller = poller
         self.description = f"archipelago volume {spec} (co-located)"
 
     def size(self):

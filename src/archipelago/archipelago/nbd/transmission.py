@@ -21,12 +21,6 @@ Hot path design (profile-driven; see docs/nbd.md "Performance"):
   in flight), so a client's queue depth reaches the store; replies go out as
   they complete (the protocol allows any order) and FLUSH and DISC first wait
   for everything in flight, so a FLUSH covers every write completed before it.
-- a backend with a `poller()` (co-located RADOS: rados_aio.Poller) has this thread
-  complete its asynchronous requests itself: where it would block on the socket it
-  polls the socket and the poller's eventfd, and takes (and replies to) whatever
-  completed; the store's completion thread then only takes what a poller blocked
-  elsewhere left. Per 4K read that saves the GIL hand-over between two Python
-  threads (docs/rados.md "Measured").
 
 Validation follows the spec's error list: unknown command or flag -> EINVAL,
 READ/TRIM/CACHE/BLOCK_STATUS past the end -> EINVAL, WRITE/WRITE_ZEROES past
@@ -37,7 +31,6 @@ number cannot be resynchronised: the connection is closed.
 """
 import logging
 import mmap
-import select
 import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -114,36 +107,21 @@ class _Inflight:
         self.free = []
         self.pool = None
         self.workers = workers
-        self.poll = None            # the session's poller: left while waiting here
-
-    def _over(self, length):
-        return self.count and (self.bytes + length > INFLIGHT_BYTES
-                               or self.count >= MAX_INFLIGHT)
 
     def acquire(self, length):
         """A buffer of at least `length` bytes, waiting while too much is in flight."""
-        poll, left = self.poll, False
-        if poll is not None and self._over(length):
-            poll.take()         # completes some here; never under cond (lock order)
         with self.cond:
-            while self._over(length):
-                if poll is not None and not left:
-                    poll.leave()              # the completion thread takes over
-                    left = True
+            while self.count and (self.bytes + length > INFLIGHT_BYTES
+                                  or self.count >= MAX_INFLIGHT):
                 self.cond.wait()
             self.bytes += length
             self.count += 1
-            buf = None
             if length <= SMALL:
-                buf = bytearray(length)        # malloc beats a fresh mapping here
-            else:
-                for i, b in enumerate(self.free):
-                    if len(b) >= length:
-                        buf = self.free.pop(i)
-                        break
-        if left:
-            poll.enter()
-        return buf if buf is not None else _lazy(max(length, 1 << 20))
+                return bytearray(length)       # malloc beats a fresh mapping here
+            for i, b in enumerate(self.free):
+                if len(b) >= length:
+                    return self.free.pop(i)
+        return _lazy(max(length, 1 << 20))
 
     def release(self, buf, length):
         with self.cond:
@@ -173,17 +151,9 @@ class _Inflight:
         self.pool.submit(fn, *args)
 
     def drain(self):
-        poll, left = self.poll, False
-        if poll is not None:
-            poll.take()
         with self.cond:
             while self.count:
-                if poll is not None and not left:
-                    poll.leave()
-                    left = True
                 self.cond.wait()
-        if left:
-            poll.enter()
 
     def shutdown(self):
         self.drain()
@@ -221,11 +191,6 @@ class Session:
         # (cheaper than pwrite + a flush of everything); else those two
         self.pwrite_fua = getattr(self.backend, "pwrite_fua", None)
         self.inflight = _Inflight(PAR_WORKERS if self.parallel else BIG_WORKERS)
-        # optional: backend.poller() -> None or an object with enter/take/leave
-        # (rados_aio.Poller): completions of submit_pread/submit_pwrite taken here
-        mk = getattr(self.backend, "poller", None) if self.submit_pread else None
-        self.poll = self.inflight.poll = mk() if mk is not None else None
-        self.pollset = None                    # select.poll of the socket and poller
         # optional: backend.defer(fn) -> True when called in a completion callback of
         # the backend's asynchronous I/O: fn() then runs once the completions that
         # arrived together are handled (their replies go out in one sendmsg)
@@ -269,8 +234,6 @@ class Session:
             self.rbuf[:rem] = self.rbuf[self.start:self.end]
             self.start, self.end = 0, rem
         while self.end - self.start < need:
-            if self.pollset is not None:
-                self.wait_readable()
             try:
                 n = self.sock.recv_into(self.rview[self.end:], RBUF - self.end)
             except (ConnectionResetError, BrokenPipeError):
@@ -279,36 +242,6 @@ class Session:
                 raise Disconnected("client closed the connection"
                                    + (" mid-request" if self.end > self.start else ""))
             self.end += n
-
-    def wait_readable(self):
-        """Until the socket is readable, complete the backend's requests (poller)."""
-        poll, ready = self.poll, self.pollset.poll
-        poll.take()                            # replies of what completed go out now
-        sfd = self.sock.fileno()
-        while True:
-            events = ready()
-            if len(events) == 1 and events[0][0] == sfd:
-                return
-            poll.clear()
-            poll.take()
-            if any(fd == sfd for fd, _ in events):
-                return
-
-    def recv_payload(self, view):
-        """recv_into_exact, completing the backend's requests while it waits."""
-        if self.pollset is None:
-            recv_into_exact(self.sock, view)
-            return
-        got, want = 0, len(view)
-        while got < want:
-            self.wait_readable()
-            try:
-                n = self.sock.recv_into(view[got:], want - got)
-            except (ConnectionResetError, BrokenPipeError):
-                raise Disconnected("connection reset") from None
-            if n == 0:
-                raise Disconnected(f"connection closed after {got} of {want} bytes")
-            got += n
 
     def big_view(self, length):
         """The connection's own large read buffer (inline large READs)."""
@@ -352,24 +285,9 @@ class Session:
     # -- the loop ------------------------------------------------------------------
 
     def run(self):
-        poll = self.poll
         try:
-            if poll is not None:
-                poll.enter()
-                fd = poll.fileno()
-                if fd >= 0:
-                    self.pollset = select.poll()
-                    self.pollset.register(self.sock, select.POLLIN)
-                    self.pollset.register(fd, select.POLLIN)
             self._loop()
         finally:
-            self.pollset = None
-            if poll is not None:
-                self.poll = self.inflight.poll = None
-                try:
-                    poll.take()
-                finally:
-                    poll.leave()
             try:
                 self.flush_out()
             except (OSError, Disconnected):
@@ -459,7 +377,7 @@ class Session:
             self.start += have
             if have < length:
                 self.flush_out()                   # never hold replies while blocking
-                self.recv_payload(view[have:])
+                recv_into_exact(self.sock, view[have:])
         except BaseException:
             self.inflight.release(buf, length)
             raise

@@ -474,17 +474,6 @@ class RadosStore(RadosLeases, ObjectStore):
         c = self._conn
         return c is not None and c.aio is not None and c.aio.after_batch(fn)
 
-    def poller(self):
-        """A rados_aio.Poller for a thread that submits with submit_io and takes the
-        completions itself (nbdd's connection loop), or None without native aio."""
-        if self.conn().aio is None:
-            return None
-
-        def current():
-            c = self._conn
-            return None if c is None or c.dead else c.aio
-        return rados_aio.Poller(current)
-
     def _native_error(self, c, rv, what):
         if rv == -errno.ESHUTDOWN:
             self._mark_dead(c)

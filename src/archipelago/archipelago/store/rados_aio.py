@@ -15,7 +15,6 @@ store then keeps python-rados' aio.
 """
 import itertools
 import logging
-import os
 import threading
 
 from ..errors import Unavailable
@@ -96,53 +95,6 @@ class Op:
         return self._exc
 
 
-class Poller:
-    """For a thread that starts lean requests (RadosStore.submit_io) and takes their
-    completions itself (nbdd's connection thread): `enter()`, then wherever it would
-    block it also waits for `fileno()` to be readable, and then `clear()` and
-    `take()` (complete what is done; callbacks run in this thread); `leave()` before
-    blocking on anything else, and at the end. While entered the store's drainer is
-    not woken for each completion (it still takes what is left over 2 ms,
-    rados_aio.c), so a connection's load runs in one Python thread: no wake-up of
-    the drainer, no GIL hand-over per batch."""
-
-    __slots__ = ("_get", "_aio")
-
-    def __init__(self, get):
-        self._get = get                 # () -> the store's current AioClient or None
-        self._aio = None
-
-    def enter(self):
-        if self._aio is None:
-            a = self._get()
-            if a is not None and a.fd >= 0:
-                a.poll(1)
-                self._aio = a
-
-    def take(self):
-        a = self._aio
-        if a is not None:
-            a.take()
-
-    def leave(self):
-        a, self._aio = self._aio, None
-        if a is not None:
-            a.poll(-1)
-
-    def fileno(self):
-        """The eventfd to wait for (-1 when not entered)."""
-        a = self._aio
-        return -1 if a is None else a.fd
-
-    def clear(self):
-        a = self._aio
-        if a is not None:
-            try:
-                os.read(a.fd, 8)
-            except BlockingIOError:
-                pass                    # another poller cleared it
-
-
 class AioClient:
     """A cluster handle of the extension on (pool, namespace): read/write -> Op.
 
@@ -153,7 +105,7 @@ class AioClient:
         self._failed = failed
         self._ops = {}
         self._cbs = {}                  # tag -> (cb, buffer): the lean path (start)
-        self._batch = threading.local()   # .after: run once the current batch is done
+        self._after = []                # run once the current batch is completed
         self._tags = itertools.count(1)
         self._lock = threading.Lock()
         self._closed = False
@@ -167,7 +119,6 @@ class AioClient:
         buf = ffi.new("char[]", 4096)
         lib.ra_addrs(self._cl, buf, 4096)
         self.addr = ffi.string(buf).decode()
-        self.fd = lib.ra_fd(self._cl)   # readable when completions wait for a Poller
         self._thread = threading.Thread(target=self._drain, daemon=True,
                                         name=f"rados-aio {cfg.pool}/{namespace}")
         self._thread.start()
@@ -212,34 +163,13 @@ class AioClient:
             cb(rv)
 
     def after_batch(self, fn):
-        """In a completion callback (on the drainer, or a poller's take()): run fn()
-        once every completion of the current batch has been handled, and True;
-        elsewhere False. Lets a caller send the replies of completions that arrived
-        together at once."""
-        after = getattr(self._batch, "after", None)
-        if after is None:
+        """On the drainer (in a completion callback): run fn() once every completion
+        of the current batch has been handled, and True; elsewhere False. Lets a
+        caller send the replies of completions that arrived together at once."""
+        if threading.get_ident() != self._drainer:
             return False
-        after.append(fn)
+        self._after.append(fn)
         return True
-
-    def poll(self, delta):
-        """A poller starts (+1) or stops (-1): see Poller."""
-        lib.ra_poll(self._cl, delta)
-
-    def take(self):
-        """Complete, in this thread, the requests that are done already (no waiting)."""
-        b = self._batch
-        bufs = getattr(b, "bufs", None)
-        if bufs is None:
-            bufs = b.bufs = (ffi.new("uint64_t[]", BATCH), ffi.new("int64_t[]", BATCH))
-        tags, rvs = bufs
-        while True:
-            n = lib.ra_take(self._cl, tags, rvs, BATCH)
-            if n <= 0:
-                return
-            self._complete(n, tags, rvs)
-            if n < BATCH:
-                return
 
     def flush(self):
         """Wait until every request started so far completed (GIL released)."""
@@ -263,19 +193,12 @@ class AioClient:
     def _drain(self):
         tags = ffi.new("uint64_t[]", BATCH)
         rvs = ffi.new("int64_t[]", BATCH)
+        ops, cbs = self._ops, self._cbs
         while True:
             n = lib.ra_wait(self._cl, tags, rvs, BATCH, WAIT_MS)
             if n < 0:       # closed, nothing left in flight
                 lib.ra_destroy(self._cl)
                 return
-            if n:
-                self._complete(n, tags, rvs)
-
-    def _complete(self, n, tags, rvs):
-        """Run the callbacks of one batch of completions, then its after_batch ones."""
-        ops, cbs, b = self._ops, self._cbs, self._batch
-        b.after = after = []
-        try:
             for i in range(n):
                 tag = tags[i]
                 lean = cbs.pop(tag, None)
@@ -287,13 +210,13 @@ class AioClient:
                     continue
                 op = ops.pop(tag)
                 op.finish(*self._outcome(op, rvs[i]))
-        finally:
-            b.after = None
-        for fn in after:
-            try:
-                fn()
-            except Exception:
-                log.exception("RADOS aio after-batch callback failed")
+            if self._after:
+                after, self._after = self._after, []
+                for fn in after:
+                    try:
+                        fn()
+                    except Exception:
+                        log.exception("RADOS aio after-batch callback failed")
 
     def close(self):
         """Refuse new requests; those in flight complete (each bounded by op_timeout),
