@@ -46,6 +46,7 @@ class _Groups:
         self.max_ranges = GROUP_RANGES if ranges is None else ranges
         self.max_bytes = GROUP_BYTES if nbytes is None else nbytes
         self.mapper = ThreadPoolExecutor(1)     # checks and group commits, in order
+        self.flusher = ThreadPoolExecutor(1)    # flush_then's barriers, in order
         self.writers = ThreadPoolExecutor(COMMIT_DEPTH)
         self.pending = deque()      # futures: [write futures] of each group in flight
         self.group, self.nbytes = [], 0     # [(offset, length, payload|None, record)]
@@ -110,7 +111,8 @@ class _Groups:
 
         while len(self.pending) >= IN_FLIGHT:
             self._wait_one()
-        self.pending.append(self.mapper.submit(barrier))
+        # Its own thread: the group commits of what follows go on meanwhile.
+        self.pending.append(self.flusher.submit(barrier))
 
     def drain(self):
         """Every range added so far mapped and written (not yet flushed)."""
@@ -128,6 +130,7 @@ class _Groups:
 
     def close(self):
         self.mapper.shutdown(wait=True, cancel_futures=True)
+        self.flusher.shutdown(wait=True, cancel_futures=True)
         self.writers.shutdown(wait=True, cancel_futures=True)
         self.pending.clear()
         self.vol.close()
