@@ -19,9 +19,10 @@ image of the same size in the same pool, on the four patterns of bench_nbd (4K
 random read/write QD16, 1M sequential read/write QD8), interleaved, median of rounds.
 A second anchor, "qemu-nbd-rbd", is qemu-nbd (Debian: qemu-block-extra, its rbd
 driver) exporting that same RBD image over a unix socket (cache=none), driven by the
-same fio nbd engine: what an NBD server in front of librbd gets on this machine,
-i.e. the cost of the NBD hop itself. Each line prints ours/rbd and ours/qemu-nbd-rbd,
-and a line per pattern gives qemu-nbd-rbd/rbd.
+same fio nbd engine: what an off-the-shelf NBD server in front of librbd gets on
+this machine (the NBD hop plus qemu-nbd's own costs: one main loop, so a floor for
+what an NBD server can do, not a ceiling). Each line prints ours/rbd and
+ours/qemu-nbd-rbd, and a line per pattern gives qemu-nbd-rbd/rbd.
 Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
 CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_AIO=1
 (also co-located with native_aio = no: python-rados' aio, for comparison).
@@ -202,7 +203,7 @@ def block_path(d, pool, env):
         qemu, uri = start_qemu_nbd(d, pool, env)
         if uri:
             targets["qemu-nbd-rbd"] = ["--ioengine=nbd", f"--uri={uri}"]
-        for args in targets.values():          # fill both, so reads hit real data
+        for args in targets.values():          # fill all, so reads hit real data
             fio(args, "write", "1m", 8, 0, env)
         print(f"\nblock path: fio on a {size} volume, {FIO_RUNTIME}s per run, median of "
               f"{ROUNDS} interleaved rounds")
