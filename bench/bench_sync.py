@@ -32,9 +32,10 @@ clone adopted at commit; spool: the spool file applied at commit; default: B's
 configuration). One line per sync with the load average, then the medians.
 The timed sync and rsync follow an os.sync() (the set-up's writes flushed first).
 
-Measured (docs/streams.md, runs 10-13, 21 Nov 2026, load 4.6-8.6): format 2 +
-staging clone adopted at commit 1.12-2.95 s per round against 1.48-3.31 s for
-format 1 + spool in the same runs (interleaved); the commit 0.04-0.15 s.
+Measured (docs/streams.md, runs 10-15, 21 Nov 2026, load 4.4-8.6): format 2 +
+staging clone adopted at commit 1.02-2.95 s per round against 1.39-3.31 s for
+format 1 + spool in the same runs (interleaved); at load 4.4-5.9 medians 1.23 s
+against 1.50 s, rsync 20.41 s. The commit is 0.04-0.15 s.
 """
 import argparse
 import json
