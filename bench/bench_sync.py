@@ -29,7 +29,10 @@ vol@s1 (given A's s1 identity), the --variants interleaved in every round (A/B o
 a shared machine): FORMAT:STAGING, the stream format (`vlmc send --format`) and
 how B stages an incremental stream (clone: `[sync] spool_max = 1K`, a staging
 clone adopted at commit; spool: the spool file applied at commit; default: B's
-configuration). One line per sync with the load average, then the medians.
+configuration); a variant ending in @DIR runs both vlmc processes with the
+archipelago package of source tree DIR (e.g. `git worktree add DIR HEAD~1`: A/B of
+code; the nodes' daemons stay this tree's). One line per sync with the load
+average, then the medians.
 The timed sync and rsync follow an os.sync() (the set-up's writes flushed first).
 
 Measured (docs/streams.md, runs 10-15, 21 Nov 2026, load 4.4-8.6): format 2 +
@@ -42,6 +45,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -63,26 +67,47 @@ def vlmc_cmd(node, *args, conf=None):
             *map(str, args)]
 
 
-def pipe_sync(a, b, send_args, recv_args, recv_conf=None):
+def tree_env(env, tree):
+    """`env` with the archipelago package imported from source tree `tree` (its
+    src/archipelago first on PYTHONPATH: ahead of the editable install)."""
+    if tree:
+        pkg = str(Path(tree).resolve() / "src" / "archipelago")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg, env.get("PYTHONPATH")]))
+    return env
+
+
+def pipe_sync(a, b, send_args, recv_args, recv_conf=None, tree=None):
     """`vlmc send ... -o - | vlmc receive ... --json`: (seconds, receive result); the
-    result's "send_seconds" is the time the sender reports for itself."""
+    result's "send_seconds" is the time the sender reports for itself. `tree`: both
+    vlmc processes run the archipelago package of that source tree (A/B of code)."""
     t0 = time.perf_counter()
-    s = subprocess.Popen(vlmc_cmd(a, "send", *send_args, "-o", "-"), env=a.env(),
+    c0 = _children_cpu()
+    s = subprocess.Popen(vlmc_cmd(a, "send", *send_args, "-o", "-"),
+                         env=tree_env(a.env(), tree),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     r = subprocess.Popen(vlmc_cmd(b, "receive", *recv_args, "--json", conf=recv_conf),
-                         env=b.env(),
+                         env=tree_env(b.env(), tree),
                          stdin=s.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     s.stdout.close()
     out, err = r.communicate()
+    c1 = _children_cpu()            # the receiver's CPU (reaped first), then the sender's
     serr = s.stderr.read().decode()
     s.wait()
     secs = time.perf_counter() - t0
+    cpu = {"recv": c1 - c0, "send": _children_cpu() - c1}
     if s.returncode or r.returncode:
         raise SystemExit(f"sync failed: {err.decode()} {serr}")
     res = json.loads(out)
     m = re.search(r"bytes on the wire, ([\d.]+)s", serr)
     res["send_seconds"] = float(m.group(1)) if m else float("nan")
+    res["cpu"] = cpu
     return secs, res
+
+
+def _children_cpu():
+    """User + system CPU seconds of this process's reaped children."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def load():
@@ -100,15 +125,17 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
         guid = ca.info("vol@s1")["guid"]
     confs = {}
     for v in variants:
-        staging = v.partition(":")[2] or "default"
+        staging = v.partition("@")[0].partition(":")[2] or "default"
         if staging != "default":
             confs[v] = b.conf.with_name(f"archipelago-{staging}.conf")
             confs[v].write_text(b.conf.read_text() + STAGING[staging])
     seen = {v: [] for v in variants}
+    cpus = {v: [] for v in variants}
     k = 0
     for r in range(rounds):
         for v in variants:
             f = v.partition(":")[0]
+            tree = v.partition("@")[2] or None
             k += 1
             name = f"rep{k}"
             with b.client() as cb:
@@ -116,8 +143,9 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
                 cb.snapshot(name, "s1", guid=guid)
             la = load()
             secs, res = pipe_sync(a, b, ["vol@s2", "--from", "s1", "--format", f],
-                                  [name], recv_conf=confs.get(v))
+                                  [name], recv_conf=confs.get(v), tree=tree)
             seen[v].append(secs)
+            cpus[v].append(res["cpu"])
             verify(a, b, "vol", slots, size, name)
             split = ", ".join(f"{k2} {x:.2f}" for k2, x in
                               sorted((res.get("commit_split") or {}).items()))
@@ -125,10 +153,15 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
                                sorted((res.get("stream_split") or {}).items()))
             print(f"round {r + 1} {v}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
                   f", stream {res['stream_seconds']:.2f}: {ssplit}; commit "
-                  f"{res['commit_seconds']:.2f}: {split}); load {la:.2f}", flush=True)
+                  f"{res['commit_seconds']:.2f}: {split}); CPU send "
+                  f"{res['cpu']['send']:.2f} s, receive {res['cpu']['recv']:.2f} s; load "
+                  f"{la:.2f}", flush=True)
     for v, xs in seen.items():
         xs = sorted(xs)
-        print(f"{v}: median {xs[len(xs) // 2]:.2f}s, min {xs[0]:.2f}s of {len(xs)}")
+        cs = sorted(c["send"] for c in cpus[v])
+        cr = sorted(c["recv"] for c in cpus[v])
+        print(f"{v}: median {xs[len(xs) // 2]:.2f}s, min {xs[0]:.2f}s of {len(xs)}; CPU "
+              f"median send {cs[len(cs) // 2]:.2f} s, receive {cr[len(cr) // 2]:.2f} s")
 
 
 def make_image(path, size, fill, seed=1):
@@ -209,8 +242,8 @@ def main(argv):
     p.add_argument("--repeat", type=int, default=0,
                    help="more rounds of the sync, into clones (A/B of --formats)")
     p.add_argument("--variants", default="2:default",
-                   help="FORMAT:STAGING interleaved in --repeat rounds, e.g. "
-                        "2:clone,2:spool,1:spool")
+                   help="FORMAT:STAGING[@TREE] interleaved in --repeat rounds, e.g. "
+                        "2:clone,2:spool,1:spool or 2:clone,2:clone@/tmp/base")
     args = p.parse_args(argv)
     if args.peers_io:
         os.environ["ARCHIPELAGO_DIRECT_STORE"] = "0"     # inherited by the vlmc processes
@@ -298,6 +331,8 @@ def main(argv):
               f"write ({split})")
         print(f"send: {res['send_seconds']:.2f}s inside `vlmc send` (diff, reads, "
               "records); the rest is process start-up, the receiver's checks and the pipe")
+        print(f"CPU (user + system): vlmc send {res['cpu']['send']:.2f}s, vlmc receive "
+              f"{res['cpu']['recv']:.2f}s")
         print(f"load average (1 min) before sync {sync_load:.2f}, before rsync "
               f"{rsync_load:.2f}", flush=True)
         if args.repeat:
