@@ -58,6 +58,7 @@ _SIMPLE = proto.SIMPLE_REPLY.pack
 _DATA_HDR = struct.Struct(">IHHQIQ").pack     # OFFSET_DATA chunk header + offset
 
 _READ, _WRITE = proto.CMD_READ, proto.CMD_WRITE
+_CHUNK_MAGIC, _SIMPLE_MAGIC = proto.STRUCTURED_REPLY_MAGIC, proto.SIMPLE_REPLY_MAGIC
 _FUA = proto.CMD_FLAG_FUA
 _FLAGS_OK = {
     proto.CMD_READ: _FUA | proto.CMD_FLAG_DF,
@@ -101,19 +102,30 @@ class _Inflight:
     """Large requests running in worker threads: bounded in bytes, buffers reused."""
 
     def __init__(self, workers=BIG_WORKERS):
-        self.cond = threading.Condition()
+        # per request (both threads): `with lock`, one C call; the Condition (on the
+        # same Lock) is notified only when somebody waits on it
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.waiting = 0
         self.bytes = 0
         self.count = 0
         self.free = []
         self.pool = None
         self.workers = workers
 
+    def _wait(self):
+        self.waiting += 1
+        try:
+            self.cond.wait()
+        finally:
+            self.waiting -= 1
+
     def acquire(self, length):
         """A buffer of at least `length` bytes, waiting while too much is in flight."""
-        with self.cond:
+        with self.lock:
             while self.count and (self.bytes + length > INFLIGHT_BYTES
                                   or self.count >= MAX_INFLIGHT):
-                self.cond.wait()
+                self._wait()
             self.bytes += length
             self.count += 1
             if length <= SMALL:
@@ -124,26 +136,28 @@ class _Inflight:
         return _lazy(max(length, 1 << 20))
 
     def release(self, buf, length):
-        with self.cond:
+        with self.lock:
             self.bytes -= length
             self.count -= 1
             if (isinstance(buf, mmap.mmap)
                     and sum(map(len, self.free)) + len(buf) <= KEEP_BYTES):
                 self.free.append(buf)
-            self.cond.notify_all()
+            if self.waiting:
+                self.cond.notify_all()
 
     def release_many(self, bufs):
         """release() for a list of (buf, length), one wake-up."""
         if not bufs:
             return
-        with self.cond:
+        with self.lock:
             for buf, length in bufs:
                 self.bytes -= length
                 self.count -= 1
                 if (isinstance(buf, mmap.mmap)
                         and sum(map(len, self.free)) + len(buf) <= KEEP_BYTES):
                     self.free.append(buf)
-            self.cond.notify_all()
+            if self.waiting:
+                self.cond.notify_all()
 
     def submit(self, fn, *args):
         if self.pool is None:
@@ -151,9 +165,9 @@ class _Inflight:
         self.pool.submit(fn, *args)
 
     def drain(self):
-        with self.cond:
+        with self.lock:
             while self.count:
-                self.cond.wait()
+                self._wait()
 
     def shutdown(self):
         self.drain()
@@ -306,6 +320,8 @@ class Session:
         chunk_magic = proto.STRUCTURED_REPLY_MAGIC
         simple_magic = proto.SIMPLE_REPLY_MAGIC
         par = self.parallel
+        acquire = self.inflight.acquire
+        aio_read = self._aio_read if self.submit_pread is not None else None
         while True:
             if self.end - self.start < 28:
                 self.fill(28)
@@ -318,9 +334,8 @@ class Session:
             if (cmd == _READ and not flags & ~read_ok and end <= size
                     and 0 < length <= self.max_len):
                 if par:
-                    buf = self.inflight.acquire(length)
-                    if self.submit_pread is None or not self._aio_read(buf, cookie, offset,
-                                                                        length):
+                    buf = acquire(length)
+                    if aio_read is None or not aio_read(buf, cookie, offset, length):
                         self.inflight.submit(self._par_read, buf, cookie, offset, length)
                     continue
                 if length > small:
@@ -371,7 +386,9 @@ class Session:
         """Receive a large payload here, write it in a worker."""
         buf = self.inflight.acquire(length)
         try:
-            view = memoryview(buf)[:length]
+            view = memoryview(buf)
+            if len(buf) != length:
+                view = view[:length]
             have = min(self.end - self.start, length)
             view[:have] = self.rview[self.start:self.start + have]
             self.start += have
@@ -382,8 +399,13 @@ class Session:
             self.inflight.release(buf, length)
             raise
         if self.submit_pwrite is not None and not flags & _FUA:
-            def done(exc):
-                self._write_done(buf, cookie, length, exc)
+            completed = self._completed
+
+            def done(exc):             # on the backend's completion thread
+                if exc is None:
+                    completed((_SIMPLE(_SIMPLE_MAGIC, 0, cookie),), buf, length)
+                else:
+                    self._write_done(buf, cookie, length, exc)
             try:
                 if self.submit_pwrite(view, offset, done):
                     return
@@ -403,7 +425,7 @@ class Session:
         if exc is not None:
             reply = self.failure(cookie, _WRITE, exc)
         else:
-            reply = _SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie)
+            reply = _SIMPLE(_SIMPLE_MAGIC, 0, cookie)
         self._completed((reply,), buf, length)
 
     def _completed(self, parts, buf, length):
@@ -437,26 +459,26 @@ class Session:
 
     def _aio_read(self, buf, cookie, offset, length):
         """Start a READ on the backend's own asynchronous I/O (no worker thread)."""
-        view = memoryview(buf)[:length]
+        view = memoryview(buf)
+        if len(buf) != length:
+            view = view[:length]
+        structured = self.structured
+        completed = self._completed
 
-        def done(exc):
-            self._read_done(buf, view, cookie, offset, length, exc)
+        def done(exc):                 # on the backend's completion thread
+            if exc is not None:
+                parts = (self.failure(cookie, _READ, exc),)
+            elif structured:
+                parts = (_DATA_HDR(_CHUNK_MAGIC, 1, 1, cookie, length + 8, offset), view)
+            else:
+                parts = (_SIMPLE(_SIMPLE_MAGIC, 0, cookie), view)
+            completed(parts, buf, length)
         try:
             if not self.submit_pread(view, offset, done):
                 return False
         except Exception as e:
-            self._read_done(buf, view, cookie, offset, length, e)
+            done(e)
         return True
-
-    def _read_done(self, buf, view, cookie, offset, length, exc):
-        if exc is not None:
-            parts = (self.failure(cookie, _READ, exc),)
-        elif self.structured:
-            parts = (_DATA_HDR(proto.STRUCTURED_REPLY_MAGIC, 1, 1, cookie, length + 8,
-                               offset), view)
-        else:
-            parts = (_SIMPLE(proto.SIMPLE_REPLY_MAGIC, 0, cookie), view)
-        self._completed(parts, buf, length)
 
     def _par_read(self, buf, cookie, offset, length):
         """A READ in a worker (parallel backends): read, then send the reply at once."""
