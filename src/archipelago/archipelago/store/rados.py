@@ -446,7 +446,9 @@ class RadosStore(RadosLeases, ObjectStore):
         aio_readinto/aio_write the name and range are not checked (the caller's
         come from mapperd's maps) and there is no Future. False: no native aio
         (use those)."""
-        c = self.conn()
+        c = self._conn
+        if c is None or c.dead:
+            c = self.conn()
         aio = c.aio
         if aio is None:
             return False

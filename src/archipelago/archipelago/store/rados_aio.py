@@ -25,6 +25,9 @@ except ImportError:  # not built: make build (needs librados-dev)
     ffi = lib = None
 
 log = logging.getLogger(__name__)
+_get_ident = threading.get_ident
+if lib is not None:     # the lean path's calls, looked up once
+    _ra_read, _ra_write, _from_buffer = lib.ra_read, lib.ra_write, ffi.from_buffer
 
 BATCH = 64          # completions taken per wake-up of the drainer
 WAIT_MS = 1000      # the drainer re-checks for close at least this often
@@ -149,13 +152,12 @@ class AioClient:
         not be started. Unavailable once closed."""
         tag = next(self._tags)
         self._cbs[tag] = (cb, buf)
-        force = threading.get_ident() == self._drainer
+        force = _get_ident() == self._drainer
         if write:
-            rv = lib.ra_write(self._cl, oid, ffi.from_buffer(buf), len(buf), offset, tag,
-                              force)
+            rv = _ra_write(self._cl, oid, _from_buffer(buf), len(buf), offset, tag, force)
         else:
-            rv = lib.ra_read(self._cl, oid, ffi.from_buffer(buf, require_writable=True),
-                             len(buf), offset, tag, force)
+            rv = _ra_read(self._cl, oid, _from_buffer(buf, require_writable=True),
+                          len(buf), offset, tag, force)
         if rv < 0:
             self._cbs.pop(tag, None)
             if self._closed:
@@ -166,7 +168,7 @@ class AioClient:
         """On the drainer (in a completion callback): run fn() once every completion
         of the current batch has been handled, and True; elsewhere False. Lets a
         caller send the replies of completions that arrived together at once."""
-        if threading.get_ident() != self._drainer:
+        if _get_ident() != self._drainer:
             return False
         self._after.append(fn)
         return True
