@@ -14,7 +14,6 @@ import click
 from ..errors import InvalidArgument
 from ..names import split_snapshot, validate_name
 from ..units import format_size, parse_size
-from . import transfer
 from .common import OneLineGroup, echo_json, fail, handle_errors, setup_logging
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -42,26 +41,36 @@ def object_size_arg(ctx, param, value):
 
 class VlmcGroup(OneLineGroup):
     """vlmc's group; send and receive (cli/sync.py, which imports the whole sync
-    machinery) are added on first use, so every other command starts faster --
-    `vlmc map`, whose time to a usable device is a target, above all."""
+    machinery) and map/unmap/showmapped (archipelago_kernel.cli) are added on first
+    use, so every other command starts faster -- and `vlmc map`, whose time to a
+    usable device is a target, does not import the sync machinery."""
 
-    _sync_loaded = False
+    _loaded = ()
 
-    def _load_sync(self):
-        if not self._sync_loaded:
-            self._sync_loaded = True
+    def _load(self, which):
+        if which in self._loaded:
+            return
+        self._loaded = (*self._loaded, which)
+        if which == "sync":
             from . import sync as sync_cli
             sync_cli.register(self)     # vlmc send / vlmc receive
+        else:
+            _add_kernel_commands(self)
 
     def get_command(self, ctx, name):
         cmd = super().get_command(ctx, name)
-        if cmd is None and not self._sync_loaded:
-            self._load_sync()
+        # send/receive need only the sync machinery; any other name the kernel's
+        # commands first (cheaper to import), then the sync machinery
+        for which in (("sync",) if name in ("send", "receive") else ("kernel", "sync")):
+            if cmd is not None:
+                break
+            self._load(which)
             cmd = super().get_command(ctx, name)
         return cmd
 
     def list_commands(self, ctx):
-        self._load_sync()
+        self._load("kernel")
+        self._load("sync")
         return super().list_commands(ctx)
 
 
@@ -285,6 +294,7 @@ def unlock(ctx, force, name):
 def import_(ctx, name, file, size):
     """Copy raw image FILE (- = stdin) into volume NAME, skipping holes and zeros."""
     validate_name(name)
+    from . import transfer      # here: only import/export pay for it
     n = transfer.import_image(client(ctx), name, file, size)
     click.echo(f"imported {format_size(n)} into {name}", err=True)
 
@@ -297,6 +307,7 @@ def import_(ctx, name, file, size):
 def export(ctx, spec, file):
     """Copy volume or snapshot NAME[@SNAP] to raw FILE (- = stdout), sparse."""
     split_snapshot(spec)
+    from . import transfer
     n = transfer.export_image(client(ctx), spec, file)
     click.echo(f"exported {format_size(n)} from {spec}", err=True)
 
@@ -361,7 +372,7 @@ def gc(ctx, dry_run, as_json):
         click.echo(str(report))
 
 
-def _add_kernel_commands():
+def _add_kernel_commands(group):
     # map/unmap/showmapped come from src/kernel (archipelago_kernel), which a
     # storage-only node may not install; vlmc works without them.
     try:
@@ -369,10 +380,8 @@ def _add_kernel_commands():
     except ImportError:
         return
     for cmd in COMMANDS:
-        main.add_command(cmd)
+        group.add_command(cmd)
 
-
-_add_kernel_commands()
 
 if __name__ == "__main__":
     main(prog_name="vlmc")
