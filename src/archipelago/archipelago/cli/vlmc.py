@@ -294,7 +294,7 @@ def unlock(ctx, force, name):
 def import_(ctx, name, file, size):
     """Copy raw image FILE (- = stdin) into volume NAME, skipping holes and zeros."""
     validate_name(name)
-    from . import transfer      # here: only import/export pay for it
+    from . import transfer  # here: only import/export pay for it
     n = transfer.import_image(client(ctx), name, file, size)
     click.echo(f"imported {format_size(n)} into {name}", err=True)
 
