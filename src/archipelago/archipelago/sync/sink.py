@@ -20,6 +20,7 @@ from ..errors import BackendError
 from . import format as F
 
 COMMIT_DEPTH = 16           # writes in flight
+DIRECT_BATCHES = 4          # tasks a group's writes make on an in-process store
 GROUP_BYTES = 64 << 20      # a group of records whose map updates commit together
 GROUP_RANGES = 1024
 STREAM_GROUP_BYTES = 16 << 20   # smaller groups while the stream arrives: the writes
@@ -34,7 +35,8 @@ class _Groups:
     a pipeline off the caller's thread: `check(records)` (if given) first, then one
     group commit of the group's map updates (Volume.prepare(whole=True): the writes
     cover every byte and run again after a crash), then its writes COMMIT_DEPTH at a
-    time -- into the prepared objects on an in-process store. The caller goes on
+    time through the peers, or -- into the prepared objects on an in-process store
+    -- as DIRECT_BATCHES tasks of consecutive writes. The caller goes on
     filling the next group meanwhile (reading the stream); at most IN_FLIGHT groups
     are in the pipeline. `times` (a dict) gets the seconds spent in "verify" (check),
     "map" (the group commits) and "flush"."""
@@ -82,8 +84,14 @@ class _Groups:
             mapped = _prepare(self.vol, group)
         sub = self.writers.submit
         if self.store is not None and mapped is not None:
-            return [sub(_write_extents, self.store, exts, _ZEROS[:n] if data is None else data)
+            # In-process store: each write is a pwrite into the page cache, so the
+            # writers take DIRECT_BATCHES runs of the group, one task each (not one
+            # future per range).
+            jobs = [(exts, _ZEROS[:n] if data is None else data)
                     for (_off, n, data, _r), exts in zip(group, mapped, strict=True)]
+            step = -(-len(jobs) // DIRECT_BATCHES)
+            return [sub(_write_batch, self.store, jobs[i:i + step])
+                    for i in range(0, len(jobs), step)]
         return [sub(self.vol.pwrite, _ZEROS[:n] if data is None else data, off)
                 for off, n, data, _r in group]
 
@@ -217,6 +225,11 @@ def _direct_store(vol):
     """The node's data store in this process (Client.direct_store), or None."""
     get = getattr(vol, "direct_store", None)
     return get() if get is not None else None
+
+
+def _write_batch(store, jobs):
+    for extents, data in jobs:
+        _write_extents(store, extents, data)
 
 
 def _write_extents(store, extents, data):
