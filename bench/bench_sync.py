@@ -38,7 +38,13 @@ The timed sync and rsync follow an os.sync() (the set-up's writes flushed first)
 Measured (docs/streams.md, runs 10-15, 21 Nov 2026, load 4.4-8.6): format 2 +
 staging clone adopted at commit 1.02-2.95 s per round against 1.39-3.31 s for
 format 1 + spool in the same runs (interleaved); at load 4.4-5.9 medians 1.23 s
-against 1.50 s, rsync 20.41 s. The commit is 0.04-0.15 s.
+against 1.50 s, rsync 20.41 s. The commit is 0.04-0.15 s. Runs 16-20 (load
+4.7-8.8, A/B against run 15's tree with @DIR): CPU per sync ~0.45 s sender +
+~0.72 s receiver; rounds 1.21-2.54 s, medians 1.37-2.05 s, no better than
+run 15's tree in the same runs (writeback started per write: +0.2 s receiver
+CPU, dropped; lazy vlmc imports: ~9 ms per process, kept). Runs 21-22 (load
+3.2-7.3), a group's in-process writes as 4 tasks: medians 1.00 / 1.01 s (best
+0.96 s) against 1.10 / 1.11 s, receiver CPU 0.76-0.82 s against 0.92-1.00 s.
 """
 import argparse
 import json
