@@ -224,3 +224,19 @@ def test_netlink_unavailable_here_is_reported():
     ok, why = netlink.NetlinkNbdConnector.available()
     assert ok == os.path.isdir("/sys/module/nbd")
     assert ok or "nbd" in why
+
+
+def test_set_sndbuf_forces_past_wmem_max_as_root():
+    """nbdd's unix-socket replies need a send buffer past a stock kernel's
+    net.core.wmem_max (208 KiB): as root SO_SNDBUFFORCE gets it whatever the sysctl."""
+    import socket
+
+    from archipelago.nbd.wire import set_sndbuf
+    with open("/proc/sys/net/core/wmem_max") as f:
+        wmem_max = int(f.read())
+    want = 2 * wmem_max                                       # past the sysctl's cap
+    a, b = socket.socketpair()
+    with a, b:
+        set_sndbuf(a, want)
+        got = a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)   # the kernel doubles it
+        assert got >= (2 * want if os.geteuid() == 0 else 2 * wmem_max)

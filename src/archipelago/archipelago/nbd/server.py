@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 # sender's SO_SNDBUF (default net.core.wmem_default, ~208 KiB), so a 1 MiB READ
 # reply left the thread sending it blocked ~4 times per reply waiting for the
 # client to drain it (with the co-located RADOS path: the store's completion
-# thread, stalling every other completion). Capped by net.core.wmem_max (raise it
-# to 4 MiB or more for this to take effect). TCP keeps the kernel's autotuning.
+# thread, stalling every other completion). nbdd as root forces it past
+# net.core.wmem_max; unprivileged it is capped there (raise it to 4 MiB for this to
+# take effect). TCP keeps the kernel's autotuning.
 UNIX_SNDBUF = 4 << 20
 
 

@@ -49,12 +49,20 @@ def sendmsg_all(sock, parts):
             i += 1
 
 
+# Linux's SO_SNDBUFFORCE (asm-generic/socket.h); Python does not name it.
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
 def set_sndbuf(sock, size):
-    """Ask for a send buffer of `size` bytes (the kernel caps it at net.core.wmem_max)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-    except OSError:
-        pass
+    """Ask for a send buffer of `size` bytes: past net.core.wmem_max (208 KiB on a
+    stock kernel) where the process may (CAP_NET_ADMIN: nbdd as root), else capped
+    at it."""
+    for opt in (SO_SNDBUFFORCE, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            return
+        except OSError:
+            continue
 
 
 def set_nodelay(sock):
