@@ -28,8 +28,12 @@ transit fails the stream even where each record is intact. A resumed stream
 starts with its own B record (not chained) and continues the chain and the
 counts from the resume token.
 """
+import fcntl
 import hashlib
+import io
 import json
+import os
+import stat
 import struct
 from collections import deque
 
@@ -44,6 +48,9 @@ DIGEST_SIZE = 16
 RECORD_HEAD = HEAD.size + DIGEST_SIZE          # 48
 MAX_PAYLOAD = 1 << 20                          # data records carry at most 1 MiB
 MAX_META = 1 << 20                             # JSON header/trailer limit
+READ_CHUNK = 4 << 20       # the Reader's chunks (one read call fills what has arrived)
+PIPE_SIZE = 1 << 20        # a pipe carrying a stream is grown to this (Linux default max)
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 BEGIN, DATA, ZERO, END = ord("B"), ord("D"), ord("Z"), ord("E")
 TYPE_NAMES = {BEGIN: "begin", DATA: "data", ZERO: "zero", END: "end"}
@@ -160,6 +167,7 @@ class Writer:
         self.bytes = 0
         self.pool, self.window = pool, window
         self.pending = deque()      # (rtype, length, head, payload, digest future)
+        grow_pipe(out)
 
     def _put(self, rtype, offset, length, payload=b"", chained=True):
         head = HEAD.pack(rtype, 0, 0, self.seq, offset, length, len(payload), 0)
@@ -251,40 +259,60 @@ class Record:
 
 class Reader:
     """Reads and verifies records from a binary file object. `before(n)` (the rate
-    limiter) runs before n bytes are read. Raises StreamTruncated at a premature
-    end, StreamCorrupt on a bad checksum or a broken rule. `version` is the
-    stream's format version, known once preamble() has read it."""
+    limiter) runs before n bytes of records are taken. Raises StreamTruncated at a
+    premature end, StreamCorrupt on a bad checksum or a broken rule. `version` is
+    the stream's format version, known once preamble() has read it.
+
+    The stream is read in large pieces (one read call returns what has arrived, up
+    to READ_CHUNK) into chunks that are never reused: a record's payload is a view
+    into its chunk, valid as long as it is referenced (no copy per record); only a
+    record cut by the end of a chunk is copied into the next one. A pipe on `inp`
+    is grown to PIPE_SIZE (fewer wake-ups of sender and receiver per MiB)."""
 
     def __init__(self, inp, before=None):
         self.inp = inp
         self.before = before or (lambda n: None)
         self.version = None
         self.seq = None
-        self.bytes = 0
-        self._buf = bytearray(MAX_PAYLOAD)
+        self.bytes = 0              # taken (records parsed), not read ahead
+        self._readinto = getattr(inp, "readinto1", None) or inp.readinto
+        self._chunk = memoryview(bytearray(0))
+        self._pos = self._end = 0   # unparsed bytes: _chunk[_pos:_end]
+        grow_pipe(inp)
 
-    def _read(self, n, into=None):
-        self.before(n)
-        mv = memoryview(into if into is not None else bytearray(n))[:n]
-        got = 0
+    def _need(self, n):
+        """At least n unparsed bytes in the chunk (reading as much as has arrived)."""
+        if self._end - self._pos >= n:
+            return
+        if len(self._chunk) - self._pos < n:
+            have = self._end - self._pos
+            chunk = memoryview(bytearray(max(READ_CHUNK, n)))
+            chunk[:have] = self._chunk[self._pos:self._end]
+            self._chunk, self._pos, self._end = chunk, 0, have
         try:
-            while got < n:
-                k = self.inp.readinto(mv[got:])
+            while self._end - self._pos < n:
+                k = self._readinto(self._chunk[self._end:])
                 if not k:
                     break
-                got += k
+                self._end += k
         except (ConnectionError, TimeoutError, OSError) as e:
-            raise StreamTruncated(f"stream broken after {self.bytes + got} bytes: "
-                                  f"{e.strerror or e}") from None
-        self.bytes += got
-        if got < n:
-            raise StreamTruncated(f"stream ended after {self.bytes} bytes, before its "
-                                  "trailer")
-        return mv
+            raise StreamTruncated(f"stream broken after {self.bytes + self._end - self._pos}"
+                                  f" bytes: {e.strerror or e}") from None
+        if self._end - self._pos < n:
+            raise StreamTruncated(f"stream ended after {self.bytes + self._end - self._pos}"
+                                  " bytes, before its trailer")
+
+    def _take(self, n):
+        """The next n bytes (a view into the chunk)."""
+        self.before(n)
+        self._need(n)
+        pos = self._pos
+        self._pos = pos + n
+        self.bytes += n
+        return self._chunk[pos:pos + n]
 
     def preamble(self):
-        raw = bytes(self._read(PREAMBLE.size))
-        magic, version, flags = PREAMBLE.unpack(raw)
+        magic, version, flags = PREAMBLE.unpack(self._take(PREAMBLE.size))
         if magic != MAGIC:
             raise StreamCorrupt("not an archipelago sync stream (bad magic)")
         self.version = check_version(version)
@@ -292,16 +320,16 @@ class Reader:
             raise StreamCorrupt(f"unknown stream flags {flags:#x} (corrupt or newer)")
 
     def next(self, defer=False):
-        """The next verified Record (its payload valid until the next call). With
-        `defer`, the checksum is left to `Record.verify()` (e.g. in another thread,
-        on a copy of the payload); everything else is checked here."""
-        raw = self._read(RECORD_HEAD)
-        head, want = bytes(raw[:HEAD.size]), bytes(raw[HEAD.size:])
+        """The next verified Record (its payload a view that stays valid). With
+        `defer`, the checksum is left to `Record.verify()` (e.g. in another thread);
+        everything else is checked here."""
+        raw = self._take(RECORD_HEAD)
+        head, want = raw[:HEAD.size], bytes(raw[HEAD.size:])
         rtype, flags, r1, seq, offset, length, plen, r2 = HEAD.unpack(head)
         limit = MAX_PAYLOAD if rtype == DATA else MAX_META
         if rtype not in TYPE_NAMES or plen > limit or flags or r1 or r2:
             raise StreamCorrupt(f"record after #{self.seq}: bad record header")
-        payload = self._read(plen, self._buf if rtype == DATA else None) if plen else b""
+        payload = self._take(plen) if plen else b""
         got = want if defer else _verified(head, payload, want, seq, rtype, offset,
                                            self.version)
         if (rtype == DATA and plen != length) or (rtype == ZERO and plen):
@@ -314,6 +342,18 @@ class Reader:
         rec = Record(rtype, seq, offset, length, payload, got, self.version)
         rec.head = head if defer else None
         return rec
+
+
+def grow_pipe(f, size=None):
+    """Grow the pipe under file object `f` (if it is one) to `size` bytes (PIPE_SIZE):
+    a 64 KiB pipe holds one data record, so sender and receiver would wake each
+    other for every record. Best effort: any failure leaves the pipe as it is."""
+    try:
+        fd = f.fileno()
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, F_SETPIPE_SZ, size or PIPE_SIZE)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
 
 
 def _verified(head, payload, want, seq, rtype, offset, version):

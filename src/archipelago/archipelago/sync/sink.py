@@ -151,7 +151,7 @@ class VolumeSink:
 
     def put(self, rec):
         if rec.type == F.DATA:
-            self.g.data(rec.offset, bytes(rec.payload))   # the reader reuses its buffer
+            self.g.data(rec.offset, rec.payload)  # a view into the reader's chunk
         elif not self.fresh:
             self.g.zero(rec.offset, rec.length)
 
@@ -277,8 +277,7 @@ def apply_spool(path, size, vol, times=None, verified=False):
                 r.seq = None                 # a resume may restart the numbering
                 rec = r.next(defer=True)
                 if rec.type == F.DATA:
-                    rec.payload = bytes(rec.payload)     # the reader reuses its buffer
-                    g.data(rec.offset, rec.payload, rec)
+                    g.data(rec.offset, rec.payload, rec)   # views: never reused
                 else:
                     rec.verify()
                     if rec.type == F.ZERO:
