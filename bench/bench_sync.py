@@ -87,7 +87,7 @@ def pipe_sync(a, b, send_args, recv_args, recv_conf=None, tree=None):
     result's "send_seconds" is the time the sender reports for itself. `tree`: both
     vlmc processes run the archipelago package of that source tree (A/B of code)."""
     t0 = time.perf_counter()
-    c0 = _children_cpu()
+    c0, k0 = _children_cpu(), _children_sys()
     s = subprocess.Popen(vlmc_cmd(a, "send", *send_args, "-o", "-"),
                          env=tree_env(a.env(), tree),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -97,10 +97,12 @@ def pipe_sync(a, b, send_args, recv_args, recv_conf=None, tree=None):
     s.stdout.close()
     out, err = r.communicate()
     c1 = _children_cpu()            # the receiver's CPU (reaped first), then the sender's
+    k1 = _children_sys()
     serr = s.stderr.read().decode()
     s.wait()
     secs = time.perf_counter() - t0
-    cpu = {"recv": c1 - c0, "send": _children_cpu() - c1}
+    cpu = {"recv": c1 - c0, "send": _children_cpu() - c1, "recv_sys": k1 - k0,
+           "send_sys": _children_sys() - k1}
     if s.returncode or r.returncode:
         raise SystemExit(f"sync failed: {err.decode()} {serr}")
     res = json.loads(out)
@@ -114,6 +116,11 @@ def _children_cpu():
     """User + system CPU seconds of this process's reaped children."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def _children_sys():
+    """System (kernel) CPU seconds of this process's reaped children."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
 
 
 def load():
@@ -160,7 +167,8 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
             print(f"round {r + 1} {v}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
                   f", stream {res['stream_seconds']:.2f}: {ssplit}; commit "
                   f"{res['commit_seconds']:.2f}: {split}); CPU send "
-                  f"{res['cpu']['send']:.2f} s, receive {res['cpu']['recv']:.2f} s; load "
+                  f"{res['cpu']['send']:.2f} s (sys {res['cpu']['send_sys']:.2f}), receive "
+                  f"{res['cpu']['recv']:.2f} s (sys {res['cpu']['recv_sys']:.2f}); load "
                   f"{la:.2f}", flush=True)
     for v, xs in seen.items():
         xs = sorted(xs)
