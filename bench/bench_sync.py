@@ -45,6 +45,10 @@ run 15's tree in the same runs (writeback started per write: +0.2 s receiver
 CPU, dropped; lazy vlmc imports: ~9 ms per process, kept). Runs 21-22 (load
 3.2-7.3), a group's in-process writes as 4 tasks: medians 1.00 / 1.01 s (best
 0.96 s) against 1.10 / 1.11 s, receiver CPU 0.76-0.82 s against 0.92-1.00 s.
+Runs 23-24 (load 3.0-4.6), the stream read in chunks without a copy per record
+and the pipe grown to 1 MiB: medians 0.96 / 1.00 s (best 0.87 s) against 0.97 /
+1.05 s, receiver CPU 0.65 / 0.80 s against 0.75 / 0.83 s (more than half of it
+system time); rsync 16.3-16.5 s.
 """
 import argparse
 import json
