@@ -86,6 +86,12 @@ def tree_env(env, tree):
     return env
 
 
+
+def splits(res, unit=""):
+    """The receive result's commit and stream splits as "name 0.12, ..." text."""
+    return tuple(", ".join(f"{k} {x:.2f}{unit}" for k, x in sorted((res.get(key) or {}).items()))
+                 for key in ("commit_split", "stream_split"))
+
 def pipe_sync(a, b, send_args, recv_args, recv_conf=None, tree=None):
     """`vlmc send ... -o - | vlmc receive ... --json`: (seconds, receive result); the
     result's "send_seconds" is the time the sender reports for itself. `tree`: both
@@ -164,10 +170,7 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
             seen[v].append(secs)
             cpus[v].append(res["cpu"])
             verify(a, b, "vol", slots, size, name)
-            split = ", ".join(f"{k2} {x:.2f}" for k2, x in
-                              sorted((res.get("commit_split") or {}).items()))
-            ssplit = ", ".join(f"{k2} {x:.2f}" for k2, x in
-                               sorted((res.get("stream_split") or {}).items()))
+            split, ssplit = splits(res)
             print(f"round {r + 1} {v}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
                   f", stream {res['stream_seconds']:.2f}: {ssplit}; commit "
                   f"{res['commit_seconds']:.2f}: {split}); CPU send "
@@ -339,10 +342,7 @@ def main(argv):
         got = thr["wire_bytes"] / thr["seconds"]
         print(f"throttle: --limit 25M sent {thr['wire_bytes'] / MiB:.1f} MiB at "
               f"{got / MiB:.2f} MiB/s = {got / limit:.1%} of the limit (target 90-110%)")
-        split = ", ".join(f"{k} {v:.2f}s" for k, v in
-                          sorted((res.get("commit_split") or {}).items()))
-        ssplit = ", ".join(f"{k} {v:.2f}s" for k, v in
-                           sorted((res.get("stream_split") or {}).items()))
+        split, ssplit = splits(res, "s")
         print(f"receive: stream verified and staged in {res['stream_seconds']:.2f}s "
               f"({ssplit}), commit {res['commit_seconds']:.2f}s = "
               f"{res['commit_seconds'] / max(1, len(slots)) * 1000:.2f} ms per scattered "
