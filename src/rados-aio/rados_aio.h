@@ -18,9 +18,9 @@ int ra_write(struct ra_client *cl, const char *oid, const char *buf, size_t len,
 /* Up to max completions (tag, librados result), waiting up to timeout_ms for the
  * first: the count, 0 on timeout, -1 once closed with nothing left in flight. */
 int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms);
-/* Refuse new requests and wake the waiters; ra_destroy once ra_wait returned -1. */
 /* Wait for every request started so far (librados aio_flush). */
 int ra_flush(struct ra_client *cl);
+/* Refuse new requests and wake the waiters; ra_destroy once ra_wait returned -1. */
 void ra_close(struct ra_client *cl);
 void ra_destroy(struct ra_client *cl);
 #endif

@@ -23,20 +23,10 @@ HERE = Path(__file__).resolve().parent
 DEST = HERE.parent / "archipelago" / "archipelago" / "store"
 HEADER = Path("/usr/include/rados/librados.h")
 
-CDEF = """
-struct ra_client;
-int ra_connect(struct ra_client **out, const char *conf, const char *id, const char *pool,
-               const char *nspace, int connect_timeout, int op_timeout, uint32_t depth);
-int ra_addrs(struct ra_client *cl, char *buf, size_t len);
-int ra_read(struct ra_client *cl, const char *oid, char *buf, size_t len, uint64_t off,
-            uint64_t tag, int force);
-int ra_write(struct ra_client *cl, const char *oid, const char *buf, size_t len,
-             uint64_t off, uint64_t tag, int force);
-int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms);
-int ra_flush(struct ra_client *cl);
-void ra_close(struct ra_client *cl);
-void ra_destroy(struct ra_client *cl);
-"""
+# cffi parses the declarations of the header itself (it drops the comments), less
+# the preprocessor lines it does not take: one list of the functions, in rados_aio.h.
+CDEF = "\n".join(line for line in (HERE / "rados_aio.h").read_text().splitlines()
+                 if not line.lstrip().startswith("#"))
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
