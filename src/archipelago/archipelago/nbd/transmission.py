@@ -136,17 +136,11 @@ class _Inflight:
         return _lazy(max(length, 1 << 20))
 
     def release(self, buf, length):
-        with self.lock:
-            self.bytes -= length
-            self.count -= 1
-            if (isinstance(buf, mmap.mmap)
-                    and sum(map(len, self.free)) + len(buf) <= KEEP_BYTES):
-                self.free.append(buf)
-            if self.waiting:
-                self.cond.notify_all()
+        self.release_many(((buf, length),))
 
     def release_many(self, bufs):
-        """release() for a list of (buf, length), one wake-up."""
+        """Give back buffers [(buf, length)] (kept for reuse up to KEEP_BYTES), one
+        wake-up."""
         if not bufs:
             return
         with self.lock:
