@@ -23,13 +23,26 @@ same fio nbd engine: what an off-the-shelf NBD server in front of librbd gets on
 this machine (the NBD hop plus qemu-nbd's own costs: one main loop, so a floor for
 what an NBD server can do, not a ceiling). Each line prints ours/rbd and
 ours/qemu-nbd-rbd, and a line per pattern gives qemu-nbd-rbd/rbd.
+The RBD anchor runs twice per round: with librbd's default configuration (`rbd`:
+rbd_cache = true, Pacific's writearound policy, writethrough until the first flush)
+and with `rbd cache = false` in the client's ceph.conf (`rbd-nocache`); every ratio
+is taken against the FASTER of the two per pattern (median IOPS), so a client-side
+cache can never make the target easier.
+CPU per request: each fio run's own CPU (getrusage of the waited child) and, for
+our servers, the server process's CPU over the run from /proc/PID/task/*/stat,
+per thread name ("exited" = threads gone by the end: the connection thread), in
+us per request (median of the rounds).
 Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
 CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_AIO=1
-(also co-located with native_aio = no: python-rados' aio, for comparison).
+(also co-located with native_aio = no: python-rados' aio, for comparison), COLOC_ONLY=1
+(no peers-datapath server), BASE_SRC=DIR (A/B: one more co-located server,
+"nbdd-rados-coloc-base", run from another tree's src/archipelago, e.g. a
+`git worktree add /tmp/rados-base COMMIT` with its extension built), NO_QEMU=1.
 """
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -53,8 +66,14 @@ FIO_SIZE = os.environ.get("FIO_SIZE", "256M")
 # (target, [nbd] datapath, RadosStore data path); PY_AIO=1 adds co-located on
 # python-rados' own aio (native_aio = no) to see what src/rados-aio buys
 SERVERS = [("nbdd-rados", "peers", "native"), ("nbdd-rados-coloc", "colocated", "native")]
+if os.environ.get("COLOC_ONLY"):
+    SERVERS = SERVERS[1:]
 if os.environ.get("PY_AIO"):
     SERVERS.append(("nbdd-rados-coloc-py", "colocated", "python"))
+BASE_SRC = os.environ.get("BASE_SRC")
+if BASE_SRC:
+    SERVERS.append(("nbdd-rados-coloc-base", "colocated", "native"))
+ANCHORS = ("rbd", "rbd-nocache")
 PATTERNS = [("4k-randread-qd16", "randread", "4k", 16),
             ("4k-randwrite-qd16", "randwrite", "4k", 16),
             ("1m-read-qd8", "read", "1m", 8),
@@ -139,14 +158,51 @@ def row(name, ours, anchor):
 
 
 def fio(engine_args, rw, bs, qd, runtime, env):
+    """(MiB/s, IOPS, fio's own CPU in us per request)."""
     argv = ["fio", "--name=bench", *engine_args, f"--rw={rw}", f"--bs={bs}",
             f"--iodepth={qd}", f"--size={FIO_SIZE}", "--output-format=json"]
     if runtime:
         argv += [f"--runtime={runtime}", "--time_based"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = process.run(argv, env=env, timeout=300 + runtime).stdout
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     job = json.loads(out[out.index("{"):])["jobs"][0]
     side = job["read"] if "read" in rw else job["write"]
-    return side["bw_bytes"] / MiB, side["iops"]
+    ios = max(side["total_ios"], 1)
+    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / ios * 1e6
+    return side["bw_bytes"] / MiB, side["iops"], cpu, ios
+
+
+def threads_cpu(pid):
+    """{tid: (name, CPU seconds)} of a live process, and its total CPU seconds
+    (exited threads included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue                    # gone in between
+        name = st[st.index("(") + 1:st.rindex(")")]
+        f = st[st.rindex(")") + 2:].split()
+        out[t] = (re.sub(r"[-_]?\d+$", "", name), (int(f[11]) + int(f[12])) / tick)
+    with open(f"/proc/{pid}/stat") as fh:
+        f = fh.read().rsplit(")", 1)[1].split()
+    return out, (int(f[11]) + int(f[12])) / tick
+
+
+def cpu_split(before, after, ios):
+    """us per request by thread name between two threads_cpu samples."""
+    (t0, tot0), (t1, tot1) = before, after
+    per, live = {}, 0.0
+    for tid, (name, sec) in t1.items():
+        d = sec - t0.get(tid, (name, 0.0))[1]
+        per[name] = per.get(name, 0.0) + d
+        live += d
+    per["exited"] = max(tot1 - tot0 - live, 0.0)
+    per["total"] = tot1 - tot0
+    return {k: v / ios * 1e6 for k, v in per.items()}
 
 
 def start_qemu_nbd(d, pool, env):
@@ -187,43 +243,72 @@ def block_path(d, pool, env):
                 timeout=120)
     qemu = None
     nbytes = int(size[:-1]) << {"M": 20, "G": 30}[size[-1]]
-    servers, targets = [], {}
+    # the second RBD anchor: librbd with its client cache off
+    conf = (d / "ceph.conf").read_text()
+    (d / "ceph-rbd-nocache.conf").write_text(
+        conf.replace("[client]\n", "[client]\nrbd cache = false\n", 1))
+    nocache_env = dict(env, CEPH_CONF=str(d / "ceph-rbd-nocache.conf"))
+    servers, targets, pids = [], {}, {}
     try:
         for name, dp, aio in SERVERS:
+            senv = env
+            if name.endswith("-base"):
+                senv = dict(env, PYTHONPATH=BASE_SRC)
             server = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(d / "ceph.conf"),
                                        pool, str(nbytes), dp, aio], stdout=subprocess.PIPE,
-                                      text=True, env=env)
+                                      text=True, env=senv)
             servers.append(server)
             uri = server.stdout.readline().strip()
             if not uri:
                 raise RuntimeError("the RADOS volume nbd server did not start")
-            targets[name] = ["--ioengine=nbd", f"--uri={uri}"]
-        targets["rbd"] = ["--ioengine=rbd", "--clientname=admin", f"--pool={pool}",
-                          "--rbdname=bench-img"]
-        qemu, uri = start_qemu_nbd(d, pool, env)
-        if uri:
-            targets["qemu-nbd-rbd"] = ["--ioengine=nbd", f"--uri={uri}"]
-        for args in targets.values():          # fill all, so reads hit real data
-            fio(args, "write", "1m", 8, 0, env)
+            targets[name] = (["--ioengine=nbd", f"--uri={uri}"], env)
+            pids[name] = server.pid
+        rbd_args = ["--ioengine=rbd", "--clientname=admin", f"--pool={pool}",
+                    "--rbdname=bench-img"]
+        targets["rbd"] = (rbd_args, env)
+        targets["rbd-nocache"] = (rbd_args, nocache_env)
+        if not os.environ.get("NO_QEMU"):
+            qemu, uri = start_qemu_nbd(d, pool, env)
+            if uri:
+                targets["qemu-nbd-rbd"] = (["--ioengine=nbd", f"--uri={uri}"], env)
+        for name, (args, tenv) in targets.items():   # fill all, so reads hit real data
+            if name != "rbd-nocache":
+                fio(args, "write", "1m", 8, 0, tenv)
         print(f"\nblock path: fio on a {size} volume, {FIO_RUNTIME}s per run, median of "
-              f"{ROUNDS} interleaved rounds")
+              f"{ROUNDS} interleaved rounds; load {os.getloadavg()[0]:.1f}")
         for label, rw, bs, qd in PATTERNS:
             got = {name: [] for name in targets}
+            cpu = {name: [] for name in pids}
             for _ in range(ROUNDS):
-                for name, args in targets.items():
-                    got[name].append(fio(args, rw, bs, qd, FIO_RUNTIME, env))
-            med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
+                for name, (args, tenv) in targets.items():
+                    before = threads_cpu(pids[name]) if name in pids else None
+                    r = fio(args, rw, bs, qd, FIO_RUNTIME, tenv)
+                    got[name].append(r)
+                    if before is not None:
+                        cpu[name].append(cpu_split(before, threads_cpu(pids[name]), r[3]))
+            med = {n: tuple(statistics.median(r[i] for r in v) for i in range(3))
                    for n, v in got.items()}
-            rbd, qn = med["rbd"], med.get("qemu-nbd-rbd")
+            a_name = max(ANCHORS, key=lambda n: med[n][1])
+            rbd, qn = med[a_name], med.get("qemu-nbd-rbd")
+            print(f"{label:18} anchors: rbd {med['rbd'][1]:.0f} IOPS (fio CPU "
+                  f"{med['rbd'][2]:.1f} us/req), rbd-nocache {med['rbd-nocache'][1]:.0f} IOPS "
+                  f"(fio CPU {med['rbd-nocache'][2]:.1f} us/req): ratios against {a_name}; "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
             for name, _dp, _aio in SERVERS:
                 ours = med[name]
                 vs_qemu = f" | {ours[1] / qn[1]:.2f}x qemu-nbd-rbd" if qn else ""
-                print(f"{label:18} {name:19} {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | rbd "
-                      f"{rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio "
+                print(f"{label:18} {name:21} {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | "
+                      f"{a_name} {rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio "
                       f"{ours[1] / rbd[1]:.2f}x (target >= 0.8x){vs_qemu}", flush=True)
+                keys = sorted({k for c in cpu[name] for k in c},
+                              key=lambda k: -statistics.median(c.get(k, 0) for c in cpu[name]))
+                print(f"{label:18} {name:21} CPU us/req: fio {ours[2]:.1f}; server " + ", ".join(
+                    f"{k} {statistics.median(c.get(k, 0.0) for c in cpu[name]):.1f}"
+                    for k in keys if statistics.median(c.get(k, 0.0) for c in cpu[name]) >= 0.5
+                    or k == "total"), flush=True)
             if qn:
-                print(f"{label:18} {'qemu-nbd-rbd':19} {qn[0]:8.1f} MiB/s {qn[1]:8.0f} IOPS | "
-                      f"{qn[1] / rbd[1]:.2f}x rbd (an NBD server over librbd)", flush=True)
+                print(f"{label:18} {'qemu-nbd-rbd':21} {qn[0]:8.1f} MiB/s {qn[1]:8.0f} IOPS | "
+                      f"{qn[1] / rbd[1]:.2f}x {a_name} (an NBD server over librbd)", flush=True)
             print(f"{label:18} rounds (IOPS): " + "; ".join(
                 f"{n} " + " ".join(f"{r[1]:.0f}" for r in v) for n, v in got.items()),
                 flush=True)
