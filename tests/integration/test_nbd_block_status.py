@@ -143,3 +143,52 @@ def test_colocated_block_status_on_a_real_node(tmp_path_factory):
         if prov is not None:
             prov.close()
         a.stop()
+
+
+def test_colocated_block_status_of_a_fragmented_clone_at_the_span_limit(tmp_path_factory):
+    """The largest map one block status asks for (EXTENTS_SPAN) at its most
+    fragmented: a clone whose every object alternates chunks of its own object and
+    of the origin's, so mapperd's reply through the real segment lists one extent
+    per chunk (16,384 at the default 4 MiB objects / 64 KiB chunks)."""
+    require("nbdinfo", "qemu-io")
+    from archipelago_node import Node
+
+    from archipelago.nbd.colocated import ColocatedProvider
+    from archipelago.nbd.volume import EXTENTS_SPAN
+    from archipelago.volume.format import chunk_size
+    root = tmp_path_factory.mktemp("bstat-frag")
+    a = Node(root, "nodea")
+    prov = None
+    chunk, size = chunk_size(OBJ), EXTENTS_SPAN + 2 * OBJ
+    try:
+        for role in ("blockerb", "blockerm", "mapperd"):
+            a.start(role)
+        prov = ColocatedProvider(str(a.conf))
+        with serve(providers=[prov]) as srv:
+            a.vlmc("create", "org", "--size", str(size // MiB))
+            # the origin: every object exists (4 KiB in each), one object left a hole
+            script = "".join(f"aio_write -P 0x11 {o} 4096\n"
+                             for o in range(0, size, OBJ) if o != 3 * OBJ) + "aio_flush\nflush\n"
+            subprocess.run(["qemu-io", "-f", "raw", srv.uri("org")], input=script,
+                           text=True, check=True, capture_output=True, timeout=300)
+            a.vlmc("snapshot", "org", "s1")
+            a.vlmc("create", "fc", "--snap", "org@s1")
+            # the clone: every other chunk written, so its map alternates own/origin
+            script = "".join(f"aio_write -P 0x22 {o + chunk // 2} 4096\n"
+                             for o in range(0, size, 2 * chunk)) + "aio_flush\nflush\n"
+            subprocess.run(["qemu-io", "-f", "raw", srv.uri("fc")], input=script,
+                           text=True, check=True, capture_output=True, timeout=300)
+            # all data, asked for in one span (the object the origin left a hole
+            # is the clone's own whole: allocation is per object)
+            assert nbd_map(srv.uri("fc")) == [(0, size, "data")]
+            m = json.loads(run("qemu-img", "map", "--output=json", "-f", "raw",
+                               srv.uri("fc")).stdout)
+            assert sum(e["length"] for e in m if e["data"]) == size
+            # reads still resolve per chunk: the clone's data, then the origin's
+            run("qemu-io", "-f", "raw", "-r", "-c", f"read -P 0x22 {chunk // 2} 4096",
+                "-c", "read -P 0x11 0 4096", "-c", f"read -P 0 {3 * OBJ + chunk} 4096",
+                "-c", f"read -P 0x22 {size - 2 * chunk + chunk // 2} 4096", srv.uri("fc"))
+    finally:
+        if prov is not None:
+            prov.close()
+        a.stop()
