@@ -37,7 +37,8 @@ CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_
 (also co-located with native_aio = no: python-rados' aio, for comparison), COLOC_ONLY=1
 (no peers-datapath server), BASE_SRC=DIR (A/B: one more co-located server,
 "nbdd-rados-coloc-base", run from another tree's src/archipelago, e.g. a
-`git worktree add /tmp/rados-base COMMIT` with its extension built), NO_QEMU=1.
+`git worktree add /tmp/rados-base COMMIT` with its extension built), NO_QEMU=1,
+BENCH_PATTERNS=a,b (only these patterns, by label).
 """
 import json
 import os
@@ -78,6 +79,8 @@ PATTERNS = [("4k-randread-qd16", "randread", "4k", 16),
             ("4k-randwrite-qd16", "randwrite", "4k", 16),
             ("1m-read-qd8", "read", "1m", 8),
             ("1m-write-qd8", "write", "1m", 8)]
+if os.environ.get("BENCH_PATTERNS"):        # e.g. 4k-randread-qd16,1m-write-qd8
+    PATTERNS = [p for p in PATTERNS if p[0] in os.environ["BENCH_PATTERNS"].split(",")]
 VOLUME_SERVER = """
 import os, signal, sys, threading, time
 from archipelago import client
@@ -90,8 +93,8 @@ threading.Thread(target=orphaned, daemon=True).start()
 from archipelago.nbd.testing import serve
 from archipelago.nbd.volume import VolumeProvider
 from archipelago.store.rados import RadosStore
-conf, pool, size, datapath, aio = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:6]
-mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=f"{ns}-{datapath}-{aio}",
+conf, pool, size, datapath, aio, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:7]
+mk = lambda ns: RadosStore(conf=conf, pool=pool, namespace=f"{ns}-{tag}",
                            native_aio=aio == "native")
 if datapath == "colocated":
     from archipelago.nbd.colocated import local
@@ -255,7 +258,7 @@ def block_path(d, pool, env):
             if name.endswith("-base"):
                 senv = dict(env, PYTHONPATH=BASE_SRC)
             server = subprocess.Popen([sys.executable, "-c", VOLUME_SERVER, str(d / "ceph.conf"),
-                                       pool, str(nbytes), dp, aio], stdout=subprocess.PIPE,
+                                       pool, str(nbytes), dp, aio, name], stdout=subprocess.PIPE,
                                       text=True, env=senv)
             servers.append(server)
             uri = server.stdout.readline().strip()
