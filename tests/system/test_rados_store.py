@@ -364,3 +364,67 @@ def test_submit_io_lean_path(make_store, namespace):
     s.close()
     with pytest.raises(Unavailable):
         s.submit_io(False, "lean1", 0, view, lambda e: None)
+
+
+def test_submit_batch(make_store, namespace):
+    """begin_batch (nbdd's connection thread): submit_io only queues until kick(),
+    then the whole batch goes to librados in one call; reads and writes mixed, a
+    request the OSD refuses fails only itself, a full batch starts by itself, end()
+    starts the rest and stops batching, and after close every queued request gets
+    its callback with an error (nothing is left waiting)."""
+    s = make_store(namespace, queue_depth=4)      # a batch larger than the queue
+    s.write("b0", 0, b"old" * 100)
+    got = {}
+    ev = threading.Event()
+
+    def cb(key, want):
+        def done(exc):
+            got[key] = exc
+            if len(got) == want:
+                ev.set()
+        return done
+    batch = s.begin_batch()
+    data = memoryview(b"N" * 5000)
+    bufs = [memoryview(bytearray(b"x" * 6000)) for _ in range(3)]
+    assert s.submit_io(True, "b1", 100, data, cb("w1", 6))
+    assert s.submit_io(False, "b0", 0, bufs[0], cb("r0", 6))       # existing, short
+    assert s.submit_io(False, "nope", 0, bufs[1], cb("r-missing", 6))
+    assert s.submit_io(True, "n" * 300, 0, data, cb("w-bad", 6))   # name too long
+    assert s.submit_io(True, "b2", 0, data, cb("w2", 6))
+    assert s.submit_io(False, "b0", 2, bufs[2], cb("r0b", 6))
+    assert batch.n == 6 and not got             # queued, nothing started
+    batch.kick()
+    assert ev.wait(60), got
+    assert got["w1"] is None and got["w2"] is None and got["r-missing"] is None
+    assert got["r0"] is None and got["r0b"] is None
+    assert isinstance(got["w-bad"], ArchipelagoError)
+    assert bytes(bufs[0]) == b"old" * 100 + bytes(5700)
+    assert bytes(bufs[1]) == bytes(6000)
+    assert bytes(bufs[2]) == (b"old" * 100)[2:] + bytes(5702)
+    assert s.read("b1", 0, 5100) == bytes(100) + b"N" * 5000
+    # a full batch starts by itself; end() starts the rest
+    got.clear()
+    ev.clear()
+    n = rados_aio.SUBMIT_BATCH + 5
+    for i in range(n):
+        s.submit_io(True, f"m{i}", 0, memoryview(b"%d" % i), cb(i, n))
+    assert batch.n == 5
+    batch.end()
+    assert batch.n == 0
+    assert ev.wait(60) and all(e is None for e in got.values())
+    assert s.read(f"m{n - 1}", 0, 2) == b"%d" % (n - 1)
+    # not batching any more: a request starts at once
+    ev.clear()
+    got.clear()
+    s.submit_io(False, "m3", 0, memoryview(bytearray(1)), cb("now", 1))
+    assert ev.wait(60) and got["now"] is None
+    # queued, then the store closed: the kick fails each with its callback
+    batch = s.begin_batch()
+    got.clear()
+    ev.clear()
+    for i in range(3):
+        s.submit_io(False, "m1", 0, memoryview(bytearray(1)), cb(i, 3))
+    s._conn.aio.close()
+    batch.end()
+    assert ev.wait(60)
+    assert all(isinstance(e, ArchipelagoError) for e in got.values())
