@@ -48,10 +48,6 @@ class Fake:
     ra_write = ra_read
 
     @staticmethod
-    def ra_submit(cl, reqs, n, force):
-        return 0
-
-    @staticmethod
     def ra_wait(cl, tags, rvs, most, ms):
         time.sleep(0.5)
         return 0

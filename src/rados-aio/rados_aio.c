@@ -200,28 +200,6 @@ int ra_write(struct ra_client *cl, const char *oid, const char *buf, size_t len,
     return started(op, rados_aio_write(cl->io, oid, op->comp, buf, len, off));
 }
 
-int ra_submit(struct ra_client *cl, struct ra_req *reqs, int n, int force)
-{
-    int i, failed = 0;
-
-    for (i = 0; i < n; i++) {
-        struct ra_req *q = &reqs[i];
-        int r;
-        struct ra_op *op = new_op(cl, q->tag, force, &r);
-
-        if (op) {
-            if (q->write)
-                r = rados_aio_write(cl->io, q->oid, op->comp, q->buf, q->len, q->off);
-            else
-                r = rados_aio_read(cl->io, q->oid, op->comp, q->buf, q->len, q->off);
-            r = started(op, r);
-        }
-        q->rv = r < 0 ? r : 0;
-        failed += r < 0;
-    }
-    return failed;
-}
-
 int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms)
 {
     struct ra_op *got[256];

@@ -15,20 +15,6 @@ int ra_read(struct ra_client *cl, const char *oid, char *buf, size_t len, uint64
             uint64_t tag, int force);
 int ra_write(struct ra_client *cl, const char *oid, const char *buf, size_t len,
              uint64_t off, uint64_t tag, int force);
-/* One request of a batch (ra_submit): in oid, buf, len, off, tag, write; out rv. */
-struct ra_req {
-    const char *oid;
-    char *buf;
-    size_t len;
-    uint64_t off;
-    uint64_t tag;
-    int32_t write;
-    int32_t rv;         /* 0: started (its completion comes out of ra_wait); <0: not */
-};
-/* Start n requests in order in one call (one GIL release for a burst of requests
- * received together), each as ra_read/ra_write would: the number NOT started, whose
- * rv says why (no completion will come for those). */
-int ra_submit(struct ra_client *cl, struct ra_req *reqs, int n, int force);
 /* Up to max completions (tag, librados result), waiting up to timeout_ms for the
  * first: the count, 0 on timeout, -1 once closed with nothing left in flight. */
 int ra_wait(struct ra_client *cl, uint64_t *tags, int64_t *rvs, int max, int timeout_ms);

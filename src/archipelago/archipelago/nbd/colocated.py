@@ -145,9 +145,6 @@ class ColocatedBackend(Backend):
         after = getattr(self.store, "after_batch", None) if self.aio else None
         if after is not None:
             self.defer = after
-        begin = getattr(self.store, "begin_batch", None) if self._io is not None else None
-        if begin is not None:
-            self.begin_batch = begin
         self.description = f"archipelago volume {spec} (co-located)"
 
     def size(self):

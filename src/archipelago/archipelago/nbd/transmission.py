@@ -112,7 +112,6 @@ class _Inflight:
         self.free = []
         self.pool = None
         self.workers = workers
-        self.kick = None            # starts requests queued but not yet started
 
     def _wait(self):
         self.waiting += 1
@@ -123,18 +122,9 @@ class _Inflight:
 
     def acquire(self, length):
         """A buffer of at least `length` bytes, waiting while too much is in flight."""
-        kick = self.kick
         with self.lock:
             while self.count and (self.bytes + length > INFLIGHT_BYTES
                                   or self.count >= MAX_INFLIGHT):
-                if kick is not None:        # what we wait for may not be started yet
-                    self.lock.release()
-                    try:
-                        kick()
-                    finally:
-                        self.lock.acquire()
-                    kick = None
-                    continue
                 self._wait()
             self.bytes += length
             self.count += 1
@@ -169,8 +159,6 @@ class _Inflight:
         self.pool.submit(fn, *args)
 
     def drain(self):
-        if self.kick is not None:
-            self.kick()
         with self.lock:
             while self.count:
                 self._wait()
@@ -215,12 +203,6 @@ class Session:
         # the backend's asynchronous I/O: fn() then runs once the completions that
         # arrived together are handled (their replies go out in one sendmsg)
         self.defer = getattr(self.backend, "defer", None) if self.submit_pread else None
-        # optional: backend.begin_batch() -> an object with kick() and end(), or None:
-        # the submit_* of this thread are queued and started together on kick(), which
-        # the loop calls before it blocks or waits (run() begins it on its own thread)
-        self.begin_batch = (getattr(self.backend, "begin_batch", None)
-                            if self.submit_pread else None)
-        self.batch = None
         self.big = None
         self.send_lock = threading.Lock()
         self.done_lock = threading.Lock()      # guards the three below
@@ -235,9 +217,6 @@ class Session:
     # -- buffers -------------------------------------------------------------------
 
     def flush_out(self):
-        """Start the queued requests and send the pending replies (before blocking)."""
-        if self.batch is not None:
-            self.batch.kick()
         if self.out:
             out, self.out = self.out, []
             self.outbytes = 0
@@ -314,10 +293,6 @@ class Session:
     # -- the loop ------------------------------------------------------------------
 
     def run(self):
-        if self.begin_batch is not None:
-            self.batch = self.begin_batch()
-            if self.batch is not None:
-                self.inflight.kick = self.batch.kick
         try:
             self._loop()
         finally:
@@ -325,9 +300,6 @@ class Session:
                 self.flush_out()
             except (OSError, Disconnected):
                 pass
-            finally:
-                if self.batch is not None:
-                    self.batch.end()        # queued requests started, whatever happened
             self.inflight.shutdown()
 
     def _loop(self):
@@ -554,8 +526,6 @@ class Session:
 
     def slow(self, cmd, flags, cookie, offset, length):
         """Handle the request; True when the connection should end (DISC)."""
-        if self.batch is not None:
-            self.batch.kick()                  # in order with what came before
         if cmd == proto.CMD_DISC:
             self.flush_out()
             self.inflight.drain()

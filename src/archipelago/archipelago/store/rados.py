@@ -470,15 +470,6 @@ class RadosStore(RadosLeases, ObjectStore):
         aio.start(write, name.encode(), offset, buf, done)
         return True
 
-    def begin_batch(self):
-        """Queue this thread's submit_io requests and start them together (see
-        AioClient.begin_batch): a SubmitBatch (kick(), end()), or None without
-        native aio."""
-        c = self._conn
-        if c is None or c.dead:
-            c = self.conn()
-        return c.aio.begin_batch() if c.aio is not None else None
-
     def after_batch(self, fn):
         """In a submit_io callback: run fn() once the completions that arrived with it
         are handled, and True (else False: call it yourself)."""

@@ -31,8 +31,6 @@ if lib is not None:     # the lean path's calls, looked up once
 
 BATCH = 64          # completions taken per wake-up of the drainer
 WAIT_MS = 1000      # the drainer re-checks for close at least this often
-SUBMIT_BATCH = 32   # requests a submit batch holds before it is sent anyway
-SUBMIT_BIG = 128 * 1024     # a request this large is sent at once (nothing to gain)
 
 
 def available():
@@ -100,52 +98,6 @@ class Op:
         return self._exc
 
 
-class SubmitBatch:
-    """Requests of one thread queued for one ra_submit (AioClient.begin_batch)."""
-
-    __slots__ = ("client", "keep", "n", "reqs")
-
-    def __init__(self, client):
-        self.client = client
-        self.reqs = ffi.new("struct ra_req[]", SUBMIT_BATCH)
-        self.keep = []          # the cdata of names and buffers until submitted
-        self.n = 0
-
-    def add(self, write, oid, offset, buf, tag):
-        o = _from_buffer(oid)   # a bytes object: NUL-terminated, as the C API wants
-        b = _from_buffer(buf) if write else _from_buffer(buf, require_writable=True)
-        n = len(buf)
-        self.reqs[self.n] = (o, b, n, offset, tag, write, 0)
-        self.keep += (o, b)
-        self.n += 1
-        if self.n == SUBMIT_BATCH or n > SUBMIT_BIG:
-            self.kick()
-
-    def kick(self):
-        """Start every queued request (one call, the GIL released once)."""
-        n = self.n
-        if not n:
-            return
-        self.n = 0
-        cl = self.client
-        reqs = self.reqs
-        failed = lib.ra_submit(cl._cl, reqs, n, 0)
-        self.keep.clear()
-        if failed:
-            for i in range(n):
-                rv = reqs[i].rv
-                if rv < 0:
-                    cl._submit_failed(reqs[i].tag, rv)
-
-    def end(self):
-        """Kick, and let this thread's start() go to librados one by one again."""
-        try:
-            self.kick()
-        finally:
-            if getattr(self.client._local, "batch", None) is self:
-                self.client._local.batch = None
-
-
 class AioClient:
     """A cluster handle of the extension on (pool, namespace): read/write -> Op.
 
@@ -160,7 +112,6 @@ class AioClient:
         self._tags = itertools.count(1)
         self._lock = threading.Lock()
         self._closed = False
-        self._local = threading.local()     # .batch: the thread's SubmitBatch
         out = ffi.new("struct ra_client **")
         rv = lib.ra_connect(out, str(cfg.ceph_conf).encode(), cfg.cephx_id.encode(),
                             cfg.pool.encode(), namespace.encode(), cfg.connect_timeout,
@@ -201,10 +152,6 @@ class AioClient:
         not be started. Unavailable once closed."""
         tag = next(self._tags)
         self._cbs[tag] = (cb, buf)
-        batch = getattr(self._local, "batch", None)
-        if batch is not None:
-            batch.add(write, oid, offset, buf, tag)
-            return
         force = _get_ident() == self._drainer
         if write:
             rv = _ra_write(self._cl, oid, _from_buffer(buf), len(buf), offset, tag, force)
@@ -216,26 +163,6 @@ class AioClient:
             if self._closed:
                 raise Unavailable("RADOS aio client is closed")
             cb(rv)
-
-    def begin_batch(self):
-        """From now on this thread's start() calls only queue their requests; they go
-        to librados together, in one call into the extension, on the returned
-        SubmitBatch's kick() (and by themselves every SUBMIT_BATCH requests, or at
-        once for one over SUBMIT_BIG bytes). The caller must kick() before it
-        blocks or waits for any of them, and end() when done (kick and stop)."""
-        batch = SubmitBatch(self)
-        self._local.batch = batch
-        return batch
-
-    def _submit_failed(self, tag, rv):
-        """A request of a batch that could not be started: its callback now."""
-        entry = self._cbs.pop(tag, None)
-        if entry is None:
-            return
-        try:
-            entry[0](rv)
-        except Exception:
-            log.exception("RADOS aio completion callback failed")
 
     def after_batch(self, fn):
         """On the drainer (in a completion callback): run fn() once every completion
