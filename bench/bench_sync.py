@@ -171,6 +171,10 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
             cpus[v].append(res["cpu"])
             verify(a, b, "vol", slots, size, name)
             split, ssplit = splits(res)
+            sp = res.get("spares")
+            if sp:
+                ssplit += (f"; spares made {sp['made']} (CPU {sp['cpu']:.2f} s), taken "
+                           f"{sp['taken']}")
             print(f"round {r + 1} {v}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
                   f", stream {res['stream_seconds']:.2f}: {ssplit}; commit "
                   f"{res['commit_seconds']:.2f}: {split}); CPU send "

@@ -12,6 +12,8 @@ Layout under `root`:
   objects/XX/YY/NAME   (version 1, stores made before) XXYY = first 4 hex digits:
                        65,536 directories, most of them new for each new object of
                        a young store;
+  spares/#spare-HEX    empty files a new object's first write renames into place
+                       (spares.py: no inode allocated on the write path);
   leases/st/NAME       lease state (JSON, replaced atomically);
   leases/lk/NAME       flock(2) target that serialises lease changes and fences
                        mutations against them across processes.
@@ -22,9 +24,11 @@ name alphabet, and are skipped by list().
 
 Durability: `write` is a pwrite (survives a crash of this process); `flush` and
 `fua` fdatasync the files written and fsync the directories that gained entries.
-`replace`/`copy` write a temp file, fsync it, rename it into place and fsync the
-directory; `put_if_absent` links the synced temp file (no-clobber), so a reader sees
-the old or the new object, never a torn one. `durable=False` skips every fsync
+A new object's file is a spare renamed into place where one is ready
+(`reserve_spares`, spares.py), else created. `replace`/`copy` write a temp file,
+fsync it, rename it into place and fsync the directory; `put_if_absent` links the
+synced temp file (no-clobber), so a reader sees the old or the new object, never a
+torn one. `durable=False` skips every fsync
 (benchmark set-up only: like qemu's cache=unsafe).
 """
 import contextlib
@@ -41,7 +45,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import BackendError, NoSpace, NotFound, Timeout
-from . import leasing
+from . import leasing, spares
 from .base import ObjectStore, StoreInfo
 from .leasing import check_name
 
@@ -113,6 +117,7 @@ class FileStore(ObjectStore):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._synced = threading.Condition(self._lock)
+        self._spares = spares.SparePool(self.root)
 
     def __repr__(self):
         return f"FileStore({self.root!r})"
@@ -201,10 +206,11 @@ class FileStore(ObjectStore):
         except FileNotFoundError:
             if not create:
                 return None
-            self._mkdirs(os.path.dirname(path))
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            d = os.path.dirname(path)
+            self._mkdirs(d)
+            fd = self._new_object(path)
             with self._lock:
-                self._dirty_dirs.add(os.path.dirname(path))
+                self._dirty_dirs.add(d)
         with self._lock:
             e = self._fds.get(name)
             if e is not None:           # another thread opened it meanwhile
@@ -222,6 +228,30 @@ class FileStore(ObjectStore):
                 self._put_fd(e)
                 raise
         return e
+
+    def _new_object(self, path):
+        """An fd of object `path`, new (from a spare when there is one, else created)
+        unless another thread or process made it meanwhile."""
+        if len(self._spares):
+            try:
+                got = self._spares.claim(path)
+            except FileExistsError:
+                got = False
+            if got:
+                with self._lock:
+                    self._dirty_dirs.add(self._spares.dir)   # the spare's name is gone
+                return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def reserve_spares(self, n):
+        """About n new objects are coming (a receive's writes): have that many spare
+        files ready, made on a background thread (spares.py). Not part of the
+        ObjectStore interface; False where spares are off."""
+        return self._spares.reserve(n)
+
+    def spare_counts(self):
+        """The spares this process made and took (SparePool.counts)."""
+        return self._spares.counts()
 
     def _put_fd(self, e):
         with self._lock:
@@ -511,9 +541,12 @@ class FileStore(ObjectStore):
 
     def cleanup_temp(self, older_than=3600.0):
         """Remove temp files a crash left behind (older than `older_than` seconds, so
-        a replace in flight in another process is never touched). Returns the count.
+        a replace in flight in another process is never touched) and spare files
+        as old (nobody took them; a process that counted on one creates its object
+        instead). Returns the count.
         Not part of the ObjectStore interface: GC calls it where a store has it."""
-        horizon, removed = time.time() - older_than, 0
+        horizon = time.time() - older_than
+        removed = spares.cleanup(self.root, horizon)
         for dirpath, _dirs, files in os.walk(self._objdir):
             for fn in files:
                 if not fn.startswith("#tmp-"):
@@ -538,6 +571,7 @@ class FileStore(ObjectStore):
         return StoreInfo(used=used, free=st.f_bavail * st.f_frsize)
 
     def close(self):
+        self._spares.stop()
         with contextlib.suppress(Exception):
             self.flush()
         with self._lock:
