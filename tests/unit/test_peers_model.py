@@ -1,8 +1,9 @@
 """Model-based test of the peer stack (vlmcd + mapperd + blockers, in-process) with
 the real VolumeEngine: random writes, snapshots, clones, resizes, removes, hash
 and gc, checked byte for byte against an in-memory model of every live volume
-and snapshot. It exercises vlmcd's mapping cache across epochs as well as the
-engine's copy-on-write."""
+and snapshot. It exercises vlmcd's mapping cache across epochs (write mappings,
+and the read mappings it keeps of volumes whose lease the node holds: every
+written volume here) as well as the engine's copy-on-write."""
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
@@ -47,6 +48,18 @@ class Volumes(RuleBasedStateMachine):
         with self.c.volume(vol) as v:
             v.pwrite(payload, off)
         self.model[vol][off:off + n] = payload
+
+    @rule(spec=st.one_of(vols, snaps), data=st.data())
+    def read(self, spec, data):
+        """A read of part of the volume: served from mapperd's answer for the whole
+        objects it falls in, or from what vlmcd kept of an earlier one."""
+        if spec not in self.model:
+            return
+        size = len(self.model[spec])
+        off = data.draw(st.integers(0, size - 1))
+        n = data.draw(st.integers(1, min(2 * OBJ + 4096, size - off)))
+        with self.c.volume(spec) as v:
+            assert v.pread(n, off) == bytes(self.model[spec][off:off + n]), (spec, off, n)
 
     @rule(target=snaps, vol=vols)
     def snapshot(self, vol):

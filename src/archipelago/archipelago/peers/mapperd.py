@@ -9,8 +9,11 @@ Every request is a call (envelope); the method names are the engine's:
   create clone snapshot remove resize rename adopt list info hash diff du gc
   open close lock unlock map_read map_write map_read_batch map_write_batch flush
 MAPR/MAPW reply {"epoch": E, "extents": [[object|null, offset, length], ...]}
-(null object = reads as zeros). map_write_batch (ranges [[offset, length], ...],
-whole) is MAPW of many ranges with one group commit (volume/batch.py) and replies
+(null object = reads as zeros); a MAPR of a live volume whose lease this mapperd
+held throughout, or of a read-only image, adds "held": true (vlmcd may then keep
+the mappings: nobody else can change that map meanwhile). map_write_batch
+(ranges [[offset, length], ...], whole) is MAPW of many ranges with one group
+commit (volume/batch.py) and replies
 {"epoch": E, "extents": [[[object, offset, length], ...] per range]};
 map_read_batch (ranges) is MAPR of many ranges alike (vlmcd keeps each mapping
 for one READ); map_read_extents is the same call that vlmcd passes through
@@ -211,7 +214,11 @@ class Mapperd:
 
     # -- the data path's maps --------------------------------------------------------
     def c_map_read(self, spec, offset, length):
-        return extents_json(*self.eng.map_read(spec, offset, length))
+        epoch, extents, held = self.eng.map_read_held(spec, offset, length)
+        r = extents_json(epoch, extents)
+        if held:
+            r["held"] = True        # vlmcd may keep these mappings (vlmcd.py)
+        return r
 
     def c_map_write(self, name, offset, length):
         return extents_json(*self.eng.map_write(name, offset, length))

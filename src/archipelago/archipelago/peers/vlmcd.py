@@ -13,7 +13,11 @@ Mapping cache (mapcache.py): mapperd promises that an object returned writable
 by MAPW stays writable until the volume's epoch changes, and the map records
 writes per chunk (its dirty bitmap), so vlmcd keeps, per volume, the objects and
 chunks it has written and serves later writes and reads of those chunks without
-asking mapperd; other reads ask (a chunk may fall through to a base object).
+asking mapperd. A read it cannot serve so asks for the mappings of the whole
+objects it falls in; mapperd says whether it answered holding the volume's lease
+(nobody else can change the map then), and if so vlmcd keeps them too, so later
+reads of those objects -- base or origin chunks after a snapshot or in a clone,
+holes -- need no round trip (mapcache.py has the rules).
 The caches of all volumes together hold at most MAX_CACHED objects. Epoch changes
 made through this vlmcd (snapshot, ...) drop the cache; a change vlmcd cannot
 see (the lock broken and taken by another host) is bounded by `map_cache_ttl`:
@@ -28,7 +32,7 @@ from collections import OrderedDict
 from .. import config as C
 from ..errors import ArchipelagoError, BackendError, Unsupported
 from . import protocol as P
-from .mapcache import MapCache
+from .mapcache import MapCache, clip
 from .transport import PEER_GONE, retrying
 
 log = logging.getLogger(__name__)
@@ -288,7 +292,8 @@ class Vlmcd:
                 # reads of those chunks would ask mapperd for the rest of the epoch)
                 c = v.cache
                 if c is None:
-                    c = v.cache = MapCache(g["object_size"], g.get("chunk_size"))
+                    c = v.cache = MapCache(g["object_size"], g.get("chunk_size"),
+                                           g.get("size"))
         return c
 
     def map_write(self, v, name, offset, length):
@@ -315,11 +320,25 @@ class Vlmcd:
                 ext = self._prefetched.pop((spec, offset, length), None)
             if ext is not None:
                 return ext
-        c = v.cache
-        r = self.retrying(self.mcall, "map_read", spec, offset=offset, length=length)
-        if c is not None and "@" not in spec:
-            c.saw_epoch(r["epoch"])
-        return r["extents"]
+        if "@" in spec:
+            return self.retrying(self.mcall, "map_read", spec, offset=offset,
+                                 length=length)["extents"]
+        c = self._cache(v, spec)
+        # ask for whole objects only while mapperd holds the lease (else nothing is kept)
+        whole = c.whole(offset, length) if c.lease_seen(self.ttl) else None
+        if whole is None:
+            r = self.retrying(self.mcall, "map_read", spec, offset=offset, length=length)
+            c.saw_epoch(r["epoch"], r.get("held", False))
+            return r["extents"]
+        # the whole objects: what the next reads of them need (learned if held)
+        wgen = c.wgen
+        r = self.retrying(self.mcall, "map_read", spec, offset=whole[0], length=whole[1])
+        with v.cond:
+            if v.cache is c:
+                c.learn_read(whole[0], r, wgen)
+                c.saw_epoch(r["epoch"], r.get("held", False))
+        self._bound_caches()
+        return clip(r["extents"], offset - whole[0], length)
 
     def cached(self, v, spec, offset, length, write):
         """The cached extents of the range (map_read/map_write without mapperd), or
@@ -332,7 +351,7 @@ class Vlmcd:
             return None
         ext = c.lookup(offset, length, self.ttl, write=write)
         if (ext is not None and not write and not v.refreshing
-                and time.monotonic() - max(c.confirmed, c.seen) > self.ttl / 2):
+                and time.monotonic() - max(c.confirmed, min(c.seen, c.held)) > self.ttl / 2):
             v.refreshing = True
             threading.Thread(target=self._confirm, args=(v, spec, c), daemon=True,
                              name="vlmcd-confirm").start()
@@ -341,7 +360,7 @@ class Vlmcd:
     def _confirm(self, v, spec, c):
         try:
             r = self.mcall("map_read", spec, offset=0, length=1)
-            c.saw_epoch(r["epoch"])
+            c.saw_epoch(r["epoch"], r.get("held", False))
         except ArchipelagoError as e:
             log.debug("%s: background map confirmation failed: %s", spec, e)
         finally:

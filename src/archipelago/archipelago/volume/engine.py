@@ -439,6 +439,14 @@ class VolumeEngine:
 
     # -- the data path: maps ------------------------------------------------------------
     def map_read(self, spec, offset, length):
+        epoch, out, _held = self.map_read_held(spec, offset, length)
+        return epoch, out
+
+    def map_read_held(self, spec, offset, length):
+        """map_read, and whether the map it read cannot change behind the caller's
+        back: a live volume whose lease this engine held from before the read to
+        after it (only the holder changes a map), or a read-only image. vlmcd keeps
+        such mappings for later reads (peers/mapcache.py)."""
         t, view = self.view(spec)
         check_range(offset, length, t.size, spec)
         lock = t.state.lock if t.state is not None else contextlib.nullcontext()
@@ -446,7 +454,13 @@ class VolumeEngine:
         with lock:
             for idx, off, n in split(offset, length, t.object_size):
                 out.extend(read_extents(view.lookup(idx), off, n, t.object_size))
-        return t.epoch, out
+        if t.rec is not None:
+            held = False                    # a snapshot's map: vlmcd keeps none
+        elif t.hdr.get("read_only"):
+            held = True
+        else:
+            held = t.state is not None and self._held_state(t.hdr["name"]) is t.state
+        return t.epoch, out, held
 
     def map_write(self, name, offset, length):
         st = self._writable(name)
