@@ -183,3 +183,18 @@ def test_migration_handover_with_version(engines):
     a.close("vol")
     with pytest.raises(Busy, match="generation"):
         b.lock("vol", version=seen)
+
+
+def test_map_read_says_held_only_while_the_lease_is_ours(engines):
+    """vlmcd keeps read mappings only from a MAPR answered holding the lease: a
+    lease broken by another host must show at once, not at the next renewal."""
+    a, b = engines
+    a.write("vol", 0, b"a")
+    assert a.map_read_held("vol", 0, 4096)[2] is True
+    assert a.map_read_held("vol", 0, 4096)[1] == a.map_read("vol", 0, 4096)[1]
+    a.snapshot("vol", "s")
+    assert a.map_read_held("vol@s", 0, 4096)[2] is False    # snapshots: never kept
+    assert b.map_read_held("vol", 0, 4096)[2] is False      # b does not hold it
+    b.unlock("vol", force=True)
+    b.write("vol", 0, b"b")
+    assert a.map_read_held("vol", 0, 4096)[2] is False

@@ -459,8 +459,24 @@ class VolumeEngine:
         elif t.hdr.get("read_only"):
             held = True
         else:
-            held = t.state is not None and self._held_state(t.hdr["name"]) is t.state
+            held = self._still_held(t.state, t.hdr["name"])
         return t.epoch, out, held
+
+    def _still_held(self, st, name):
+        """`st` is still our state of `name`, and the store shows its lease as ours
+        and current: one lease read, so a lease broken by another host (unlock -f)
+        is seen at once, not at our next renewal (vlmcd trusts the answer for
+        map_cache_ttl)."""
+        if st is None or self._held_state(name) is not st:
+            return False
+        try:
+            mine = self._check(st, name)
+            now = self.locks.inquire(st.vid)
+        except Fenced:
+            return False
+        return (now is not None and now.owner == mine.owner
+                and now.generation == mine.generation
+                and (not now.expires or now.expires > time.time()))
 
     def map_write(self, name, offset, length):
         st = self._writable(name)
