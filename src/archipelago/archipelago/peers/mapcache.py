@@ -71,27 +71,26 @@ class MapCache:
         cache is fresh enough, else None. A write needs a recent MAPW (which checked
         the volume lease); a read only needs the epoch seen recently to be ours."""
         now = time.monotonic()
-        if write:
-            if not self.entries or now - self.confirmed > ttl:
-                return None
-            reads = None
-        else:
-            fresh = now - max(self.confirmed, self.seen) <= ttl
-            reads = self.reads if now - max(self.confirmed, self.held) <= ttl else None
-            if not fresh and not reads:
-                return None
-        entries = self.entries if write or fresh else {}
         osz = self.object_size
         idx, off = divmod(offset, osz)
         if 0 < length <= osz - off:             # one object (most requests): no loop
-            e = entries.get(idx)
-            if e is not None:
+            e = self.entries.get(idx)
+            if e is not None and now - (self.confirmed if write else
+                                        max(self.confirmed, self.seen)) <= ttl:
                 cs = self.chunk_size
                 m = (2 << ((off + length - 1) // cs)) - (1 << (off // cs))   # chunk_mask
                 if e[1] & m == m:
                     return [[e[0], off, length]]
-            r = reads.get(idx) if reads else None
-            return clip(r, off, length) if r is not None else None
+            if write:
+                return None
+            r = self.reads.get(idx)
+            if r is None or now - max(self.confirmed, self.held) > ttl:
+                return None
+            return clip(r, off, length)
+        entries = self.entries if now - (self.confirmed if write else
+                                         max(self.confirmed, self.seen)) <= ttl else {}
+        reads = (self.reads if not write and now - max(self.confirmed, self.held) <= ttl
+                 else {})
         out, pos, end = [], offset, offset + length
         while pos < end:
             idx, off = divmod(pos, osz)
@@ -101,7 +100,7 @@ class MapCache:
             if e is not None and e[1] & m == m:
                 out.append([e[0], off, n])
             else:
-                r = reads.get(idx) if reads else None
+                r = reads.get(idx)
                 if r is None:
                     return None
                 out.extend(clip(r, off, n))
