@@ -69,7 +69,9 @@ class MapCache:
     def lookup(self, offset, length, ttl, write=True):
         """[[obj, obj_offset, n], ...] for the range if every chunk is known and the
         cache is fresh enough, else None. A write needs a recent MAPW (which checked
-        the volume lease); a read only needs the epoch seen recently to be ours."""
+        the volume lease); a read of written chunks only needs the epoch seen
+        recently to be ours, and one served from the read mappings the lease seen
+        held recently (a MAPW, or a MAPR mapperd answered holding it)."""
         now = time.monotonic()
         osz = self.object_size
         idx, off = divmod(offset, osz)
