@@ -49,7 +49,7 @@ class FakeEngine:
                            "epoch": v["epoch"]})
         return t, None
 
-    def info(self, spec):
+    def info(self, spec, usage=True):
         v = self._vol(spec)
         return {"name": spec, "size": v["size"], "object_size": v["osz"], "readonly": v["ro"]}
 

@@ -74,3 +74,19 @@ def test_adopt_refuses_what_is_not_a_clone_of_the_volume():
         eng.adopt("v", "st")                              # it has snapshots
     with pytest.raises(InvalidArgument, match="not a clone"):
         eng.adopt("v", "w")
+
+
+def test_info_without_usage_through_the_peers_skips_the_map_walk():
+    """Sync asks for identities and sizes only: info(usage=False) answers without
+    walking the map (allocated/unique None), through the in-process peers too."""
+    from archipelago import client
+    from archipelago.store.memory import MemoryStore
+    c = client.local(MemoryStore(), MemoryStore())
+    c.create("u", 1 << 20, object_size=64 << 10)
+    with c.volume("u") as v:
+        v.pwrite(b"z" * 4096, 0)
+    c.snapshot("u", "s")
+    full, lean = c.info("u@s"), c.info("u@s", usage=False)
+    assert full["allocated"] == 4096 and lean["allocated"] is None
+    assert lean["unique"] is None and lean["guid"] == full["guid"]
+    assert lean["size"] == full["size"] and c.info("u", usage=False)["snapshots"] == ["s"]

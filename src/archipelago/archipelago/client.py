@@ -123,9 +123,11 @@ class Client:
         """info() of every volume and snapshot."""
         return self._call("list", details=True)
 
-    def info(self, spec):
-        """A dict: name, size, object_size, origin, snapshots, allocated, unique, lock..."""
-        return self._call("info", spec)
+    def info(self, spec, usage=True):
+        """A dict: name, size, object_size, origin, snapshots, allocated, unique, lock...
+        usage=False: allocated and unique None, O(1) (they walk the map: ~10 ms for a
+        full 10 GiB volume, in mapperd)."""
+        return self._call("info", spec) if usage else self._call("info", spec, usage=False)
 
     def hash(self, spec):
         return self._call("hash", spec)

@@ -177,8 +177,8 @@ class Mapperd:
             return [i["name"] for i in items]
         return [i if "size" in i else info_json(self.eng.info(i["name"])) for i in items]
 
-    def c_info(self, spec):
-        return info_json(self.eng.info(spec))
+    def c_info(self, spec, usage=True):
+        return info_json(self.eng.info(spec, usage=bool(usage)))
 
     def c_geometry(self, spec):
         """What vlmcd and clients need to split I/O, without the space accounting."""

@@ -11,7 +11,7 @@ already holds (one engine per store: its leases are the daemon's).
 
 class EngineVolume:
     def __init__(self, eng, spec, readonly):
-        info = eng.info(spec)
+        info = eng.info(spec, usage=False)
         self.eng, self.name = eng, spec
         self.size, self.object_size = info.size, info.object_size
         self.readonly = readonly or "@" in spec or info.read_only
@@ -50,8 +50,8 @@ class EngineClient:
     def __init__(self, engine):
         self.eng = engine
 
-    def info(self, spec):
-        return self.eng.info(spec).to_json()
+    def info(self, spec, usage=True):
+        return self.eng.info(spec, usage=usage).to_json()
 
     def diff(self, from_spec, to_spec):
         return [tuple(r) for r in self.eng.diff(from_spec, to_spec)]

@@ -55,7 +55,7 @@ def _is_zero(mv):
 
 
 def snapshot_identity(client, vol, snap):
-    info = client.info(f"{vol}@{snap}")
+    info = client.info(f"{vol}@{snap}", usage=False)
     guid = info.get("guid")
     if not guid:
         raise InvalidArgument(f"{vol}@{snap} has no identity (guid); this node's volume "
@@ -65,8 +65,8 @@ def snapshot_identity(client, vol, snap):
 
 
 def _find_by_guid(client, vol, guid):
-    for snap in client.info(vol).get("snapshots") or []:
-        if client.info(f"{vol}@{snap}").get("guid") == guid:
+    for snap in client.info(vol, usage=False).get("snapshots") or []:
+        if client.info(f"{vol}@{snap}", usage=False).get("guid") == guid:
             return snap
     raise NotFound(f"volume {vol} has no snapshot with identity {guid} (the token's base)")
 
@@ -113,7 +113,7 @@ def plan(client, spec, from_snap=None, resume=None, version=None):
     base = snapshot_identity(client, vol, from_name) if from_name else None
     if tok is not None and (base["guid"] if base else None) != tok["from"]:
         raise InvalidArgument("the resume token's base does not match --from")
-    info = client.info(spec)
+    info = client.info(spec, usage=False)     # (allocated/unique would walk the map)
     size = info["size"]
     if base is not None:
         segments = [(o, n, True) for o, n in client.diff(f"{vol}@{from_name}", spec)]

@@ -113,15 +113,15 @@ def token_of(state):
 def _snapshots(client, volume):
     """[(name, guid, size)] of `volume`'s snapshots, oldest first."""
     out = []
-    for snap in client.info(volume).get("snapshots") or []:
-        i = client.info(f"{volume}@{snap}")
+    for snap in client.info(volume, usage=False).get("snapshots") or []:
+        i = client.info(f"{volume}@{snap}", usage=False)
         out.append((snap, i.get("guid"), i["size"]))
     return out
 
 
 def _exists(client, name):
     try:
-        client.info(name)
+        client.info(name, usage=False)
         return True
     except NotFound:
         return False
@@ -395,7 +395,7 @@ class Job:
             pass                            # VOL's head is the stage's now
         else:
             size = h["volume_size"]
-            if c.info(vol)["size"] != size:
+            if c.info(vol, usage=False)["size"] != size:
                 c.resize(vol, size)
 
             def clip(ranges):
