@@ -21,7 +21,7 @@ writes the objects in-process (client.direct_store); --peers-io sends all of it
 through vlmcd and the blockers instead (ARCHIPELAGO_DIRECT_STORE=0), as on RADOS.
 
     .venv/bin/python bench/bench_sync.py [--size-gib 10] [--changed-pct 1] [--fill 1]
-                                         [--peers-io] [--repeat N]
+                                         [--peers-io] [--repeat N] [--churn N]
                                          [--variants 2:clone,2:spool,1:spool]
 
 --repeat N adds N more rounds of the same sync, each into a fresh clone of B's
@@ -32,7 +32,10 @@ clone adopted at commit; spool: the spool file applied at commit; default: B's
 configuration); a variant ending in @DIR runs both vlmc processes with the
 archipelago package of source tree DIR (e.g. `git worktree add DIR HEAD~1`: A/B of
 code; the nodes' daemons stay this tree's). One line per sync with the load
-average, then the medians.
+average, then the medians. --churn N runs, during the rounds, a process that
+creates and deletes N files in B's object directories every 0.5 s (as a GC
+deleting objects does; on ext4 without a journal new inodes then pass over
+recently freed ones).
 The timed sync and rsync follow an os.sync() (the set-up's writes flushed first).
 
 Measured (docs/streams.md, runs 10-15, 21 Nov 2026, load 4.4-8.6): format 2 +
@@ -48,7 +51,12 @@ CPU, dropped; lazy vlmc imports: ~9 ms per process, kept). Runs 21-22 (load
 Runs 23-24 (load 3.0-4.6), the stream read in chunks without a copy per record
 and the pipe grown to 1 MiB: medians 0.96 / 1.00 s (best 0.87 s) against 0.97 /
 1.05 s, receiver CPU 0.65 / 0.80 s against 0.75 / 0.83 s (more than half of it
-system time); rsync 16.3-16.5 s.
+system time); rsync 16.3-16.5 s. Runs 26-31 (load 5-9): spare object files
+renamed into place on a new object's first write (made by a background thread
+as the receive starts): medians 1.25 / 2.00 / 1.44 / 2.09 s against 1.61 / 2.14
+/ 1.52 / 1.76 s, receiver CPU +0.02 to +0.25 s (the ~1,194 spares a sync takes,
+all made in one directory, cost up to 0.4 s while other work deleted files):
+dropped.
 """
 import argparse
 import json
@@ -140,6 +148,32 @@ def load():
 STAGING = {"clone": "[sync]\nspool_max = 1K\n", "spool": "[sync]\nspool_max = 1T\n"}
 
 
+CHURN = """
+import os, sys, time
+root, n = sys.argv[1], int(sys.argv[2])
+dirs = sorted(os.path.join(root, d) for d in os.listdir(root))
+k = 0
+while True:
+    paths = [os.path.join(dirs[i % len(dirs)], f"#churn-{k}-{i}") for i in range(n)]
+    for p in paths:
+        os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o644))
+    for p in paths:
+        os.unlink(p)
+    k += 1
+    time.sleep(0.5)
+"""
+
+
+def churn(b, n):
+    """A process that creates and deletes `n` files in B's object directories every
+    half second (as a GC deleting objects does): the receivers' new inodes then
+    pass over recently freed ones (ext4 without a journal). Popen or None."""
+    if not n:
+        return None
+    objects = b.shared / "blocks" / "objects"
+    return subprocess.Popen([sys.executable, "-c", CHURN, str(objects), str(n)])
+
+
 def repeat_rounds(a, b, rounds, variants, slots, size):
     """`rounds` x len(variants) more syncs of vol@s1 -> vol@s2, each into a new clone
     of B's vol@s1 (with A's s1 identity), variants interleaved; prints each and the
@@ -171,10 +205,6 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
             cpus[v].append(res["cpu"])
             verify(a, b, "vol", slots, size, name)
             split, ssplit = splits(res)
-            sp = res.get("spares")
-            if sp:
-                ssplit += (f"; spares made {sp['made']} (CPU {sp['cpu']:.2f} s), taken "
-                           f"{sp['taken']}")
             print(f"round {r + 1} {v}: sync {secs:.2f}s (send {res['send_seconds']:.2f}"
                   f", stream {res['stream_seconds']:.2f}: {ssplit}; commit "
                   f"{res['commit_seconds']:.2f}: {split}); CPU send "
@@ -266,6 +296,9 @@ def main(argv):
                         "object I/O)")
     p.add_argument("--repeat", type=int, default=0,
                    help="more rounds of the sync, into clones (A/B of --formats)")
+    p.add_argument("--churn", type=int, default=0,
+                   help="during the --repeat rounds, create and delete this many files "
+                        "in B's object directories every 0.5 s (deletions elsewhere)")
     p.add_argument("--variants", default="2:default",
                    help="FORMAT:STAGING[@TREE] interleaved in --repeat rounds, e.g. "
                         "2:clone,2:spool,1:spool or 2:clone,2:clone@/tmp/base")
@@ -358,8 +391,14 @@ def main(argv):
         print(f"load average (1 min) before sync {sync_load:.2f}, before rsync "
               f"{rsync_load:.2f}", flush=True)
         if args.repeat:
-            repeat_rounds(a, b, args.repeat, [v.strip() for v in args.variants.split(",")],
-                          slots, size)
+            churner = churn(b, args.churn)
+            try:
+                repeat_rounds(a, b, args.repeat,
+                              [v.strip() for v in args.variants.split(",")], slots, size)
+            finally:
+                if churner is not None:
+                    churner.terminate()
+                    churner.wait()
     finally:
         a.stop()
         b.stop()

@@ -12,8 +12,6 @@ Layout under `root`:
   objects/XX/YY/NAME   (version 1, stores made before) XXYY = first 4 hex digits:
                        65,536 directories, most of them new for each new object of
                        a young store;
-  spares/#spare-HEX    empty files a new object's first write renames into place
-                       (spares.py: no inode allocated on the write path);
   leases/st/NAME       lease state (JSON, replaced atomically);
   leases/lk/NAME       flock(2) target that serialises lease changes and fences
                        mutations against them across processes.
@@ -24,11 +22,9 @@ name alphabet, and are skipped by list().
 
 Durability: `write` is a pwrite (survives a crash of this process); `flush` and
 `fua` fdatasync the files written and fsync the directories that gained entries.
-A new object's file is a spare renamed into place where one is ready
-(`reserve_spares`, spares.py), else created. `replace`/`copy` write a temp file,
-fsync it, rename it into place and fsync the directory; `put_if_absent` links the
-synced temp file (no-clobber), so a reader sees the old or the new object, never a
-torn one. `durable=False` skips every fsync
+`replace`/`copy` write a temp file, fsync it, rename it into place and fsync the
+directory; `put_if_absent` links the synced temp file (no-clobber), so a reader sees
+the old or the new object, never a torn one. `durable=False` skips every fsync
 (benchmark set-up only: like qemu's cache=unsafe).
 """
 import contextlib
@@ -45,7 +41,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import BackendError, NoSpace, NotFound, Timeout
-from . import leasing, spares
+from . import leasing
 from .base import ObjectStore, StoreInfo
 from .leasing import check_name
 
@@ -117,7 +113,6 @@ class FileStore(ObjectStore):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._synced = threading.Condition(self._lock)
-        self._spares = spares.SparePool(self.root)
 
     def __repr__(self):
         return f"FileStore({self.root!r})"
@@ -206,11 +201,10 @@ class FileStore(ObjectStore):
         except FileNotFoundError:
             if not create:
                 return None
-            d = os.path.dirname(path)
-            self._mkdirs(d)
-            fd = self._new_object(path)
+            self._mkdirs(os.path.dirname(path))
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             with self._lock:
-                self._dirty_dirs.add(d)
+                self._dirty_dirs.add(os.path.dirname(path))
         with self._lock:
             e = self._fds.get(name)
             if e is not None:           # another thread opened it meanwhile
@@ -228,30 +222,6 @@ class FileStore(ObjectStore):
                 self._put_fd(e)
                 raise
         return e
-
-    def _new_object(self, path):
-        """An fd of object `path`, new (from a spare when there is one, else created)
-        unless another thread or process made it meanwhile."""
-        if len(self._spares):
-            try:
-                got = self._spares.claim(path)
-            except FileExistsError:
-                got = False
-            if got:
-                with self._lock:
-                    self._dirty_dirs.add(self._spares.dir)   # the spare's name is gone
-                return os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-
-    def reserve_spares(self, n):
-        """About n new objects are coming (a receive's writes): have that many spare
-        files ready, made on a background thread (spares.py). Not part of the
-        ObjectStore interface; False where spares are off."""
-        return self._spares.reserve(n)
-
-    def spare_counts(self):
-        """The spares this process made and took (SparePool.counts)."""
-        return self._spares.counts()
 
     def _put_fd(self, e):
         with self._lock:
@@ -541,12 +511,9 @@ class FileStore(ObjectStore):
 
     def cleanup_temp(self, older_than=3600.0):
         """Remove temp files a crash left behind (older than `older_than` seconds, so
-        a replace in flight in another process is never touched) and spare files
-        as old (nobody took them; a process that counted on one creates its object
-        instead). Returns the count.
+        a replace in flight in another process is never touched). Returns the count.
         Not part of the ObjectStore interface: GC calls it where a store has it."""
-        horizon = time.time() - older_than
-        removed = spares.cleanup(self.root, horizon)
+        horizon, removed = time.time() - older_than, 0
         for dirpath, _dirs, files in os.walk(self._objdir):
             for fn in files:
                 if not fn.startswith("#tmp-"):
@@ -571,7 +538,6 @@ class FileStore(ObjectStore):
         return StoreInfo(used=used, free=st.f_bavail * st.f_frsize)
 
     def close(self):
-        self._spares.stop()
         with contextlib.suppress(Exception):
             self.flush()
         with self._lock:

@@ -115,7 +115,6 @@ def receive(client, volume, inp, *, state_dir, force=False, rate=None, progress=
 
 def _receive(client, volume, reader, brec, header, started, state_dir, force, progress,
              checkpoint, spool_max):
-    spares = _reserve_spares(client, header)
     job = Job.open(client, volume, header, state_dir, force, spool_max)
     counts = F.Counts.from_json(job.state["counts"], header["format"])
     if header.get("resume") is None:
@@ -155,28 +154,7 @@ def _receive(client, volume, reader, brec, header, started, state_dir, force, pr
             "stream_seconds": staged - started, "commit_seconds": secs - (staged - started),
             "commit_split": {k: round(v, 3) for k, v in job.times.items()},
             "stream_split": {k: round(v, 3) for k, v in ap.times.items()},
-            "resumed": header.get("resume") is not None,
-            **({"spares": spares()} if spares is not None else {})}
-
-
-def _reserve_spares(client, header):
-    """The stream's ranges are whole chunks (the diff's granularity) and each may
-    make a new object (a copy-on-write of the object it lands in), at most one per
-    object of the volume (1,638 for 1 % of 10 GiB as 64 KiB writes): an in-process
-    FileStore makes spare files for them on a background thread (store/spares.py)
-    while the job checks the target and makes its staging clone, so the writes
-    rename spares into place instead of allocating inodes. Returns a function of
-    the spares' counts for the result, or None."""
-    get = getattr(client, "direct_store", None)
-    store = get() if get is not None else None
-    reserve = getattr(store, "reserve_spares", None)
-    if reserve is None:
-        return None
-    from ..volume.format import chunk_size
-    osize = max(1, int(header["object_size"]))
-    n = min(int(header["total"]) // chunk_size(osize) + 1,
-            int(header["volume_size"]) // osize + 1)
-    return store.spare_counts if reserve(n) else None
+            "resumed": header.get("resume") is not None}
 
 
 def _apply_all(reader, ap, bar):
