@@ -27,7 +27,10 @@ The RBD anchor runs twice per round: with librbd's default configuration (`rbd`:
 rbd_cache = true, Pacific's writearound policy, writethrough until the first flush)
 and with `rbd cache = false` in the client's ceph.conf (`rbd-nocache`); every ratio
 is taken against the FASTER of the two per pattern (median IOPS), so a client-side
-cache can never make the target easier.
+cache can never make the target easier. Each line gives the ratio of the medians and
+the median of the per-round ratios (ours / that anchor in the same round, runs
+seconds apart: robust to the load swinging between rounds); odd rounds run the
+targets in reverse order.
 CPU per request: each fio run's own CPU (getrusage of the waited child) and, for
 our servers, the server process's CPU over the run from /proc/PID/task/*/stat,
 per thread name ("exited" = threads gone by the end: the connection thread), in
@@ -282,8 +285,12 @@ def block_path(d, pool, env):
         for label, rw, bs, qd in PATTERNS:
             got = {name: [] for name in targets}
             cpu = {name: [] for name in pids}
-            for _ in range(ROUNDS):
-                for name, (args, tenv) in targets.items():
+            order = list(targets)
+            for rnd in range(ROUNDS):
+                # odd rounds in reverse: a drift within the run (4K random writes slow
+                # the memstore OSD down round by round) hits every target alike
+                for name in (order if rnd % 2 == 0 else order[::-1]):
+                    args, tenv = targets[name]
                     before = threads_cpu(pids[name]) if name in pids else None
                     r = fio(args, rw, bs, qd, FIO_RUNTIME, tenv)
                     got[name].append(r)
@@ -300,9 +307,14 @@ def block_path(d, pool, env):
             for name, _dp, _aio in SERVERS:
                 ours = med[name]
                 vs_qemu = f" | {ours[1] / qn[1]:.2f}x qemu-nbd-rbd" if qn else ""
+                # the same pair of runs each round (seconds apart), so a load swing
+                # between rounds cancels out; against the same (faster) anchor
+                paired = statistics.median(
+                    o[1] / a[1] for o, a in zip(got[name], got[a_name], strict=True))
                 print(f"{label:18} {name:21} {ours[0]:8.1f} MiB/s {ours[1]:8.0f} IOPS | "
                       f"{a_name} {rbd[0]:8.1f} MiB/s {rbd[1]:8.0f} IOPS | ratio "
-                      f"{ours[1] / rbd[1]:.2f}x (target >= 0.8x){vs_qemu}", flush=True)
+                      f"{ours[1] / rbd[1]:.2f}x, per round {paired:.2f}x (target >= 0.8x)"
+                      f"{vs_qemu}", flush=True)
                 keys = sorted({k for c in cpu[name] for k in c},
                               key=lambda k: -statistics.median(c.get(k, 0) for c in cpu[name]))
                 print(f"{label:18} {name:21} CPU us/req: fio {ours[2]:.1f}; server " + ", ".join(
