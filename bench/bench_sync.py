@@ -21,7 +21,7 @@ writes the objects in-process (client.direct_store); --peers-io sends all of it
 through vlmcd and the blockers instead (ARCHIPELAGO_DIRECT_STORE=0), as on RADOS.
 
     .venv/bin/python bench/bench_sync.py [--size-gib 10] [--changed-pct 1] [--fill 1]
-                                         [--peers-io] [--repeat N] [--churn N]
+                                         [--peers-io] [--repeat N] [--fs dir|ext4] [--churn N]
                                          [--variants 2:clone,2:spool,1:spool]
 
 --repeat N adds N more rounds of the same sync, each into a fresh clone of B's
@@ -37,6 +37,8 @@ creates and deletes N files in B's object directories every 0.5 s (as a GC
 deleting objects does; on ext4 without a journal new inodes then pass over
 recently freed ones).
 The timed sync and rsync follow an os.sync() (the set-up's writes flushed first).
+--fs ext4 runs everything on a fresh journaled ext4 (loop device over a sparse
+file in BENCH_DIR; ScratchExt4 says why: this machine's root ext4 has no journal).
 
 Measured (docs/streams.md, runs 10-15, 21 Nov 2026, load 4.4-8.6): format 2 +
 staging clone adopted at commit 1.02-2.95 s per round against 1.39-3.31 s for
@@ -269,6 +271,40 @@ def drop_caches():
         return False
 
 
+class ScratchExt4:
+    """--fs ext4: a fresh ext4 with mkfs's defaults (a journal) on a loop device over a
+    sparse file in BENCH_DIR, holding both nodes' stores and both raw images, so every
+    contender runs on it. This machine's root filesystem is ext4 *without* a journal,
+    where creating a file scans the inodes freed in the last minutes
+    (`recently_deleted`: ~20% of the receiver's samples under other work's deletions);
+    a NAS's filesystem has one. The loop device uses direct I/O (no second copy of
+    the images in the page cache)."""
+
+    def __init__(self, base, size):
+        self.img = Path(tempfile.mkdtemp(prefix="bench-sync-fs-", dir=base)) / "fs.img"
+        self.size, self.mnt, self.dev = size, None, None
+
+    def mount(self):
+        # two 1x images + two stores + the clones' new objects
+        with open(self.img, "wb") as f:
+            f.truncate(4 * self.size + 8 * GiB)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(self.img)], check=True)
+        self.dev = subprocess.run(["losetup", "--find", "--show", "--direct-io=on",
+                                   str(self.img)], check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        self.mnt = self.img.parent / "mnt"
+        self.mnt.mkdir()
+        subprocess.run(["mount", self.dev, str(self.mnt)], check=True)
+        return str(self.mnt)
+
+    def close(self):
+        if self.mnt is not None and os.path.ismount(self.mnt):
+            subprocess.run(["umount", str(self.mnt)], check=False)
+        if self.dev:
+            subprocess.run(["losetup", "-d", self.dev], check=False)
+        shutil.rmtree(self.img.parent, ignore_errors=True)
+
+
 def verify(a, b, vol, slots, size, target=None):
     """The changed 64 KiB blocks and some random others read the same on both nodes
     (A's VOL@s2, B's TARGET@s2)."""
@@ -299,6 +335,9 @@ def main(argv):
     p.add_argument("--churn", type=int, default=0,
                    help="during the --repeat rounds, create and delete this many files "
                         "in B's object directories every 0.5 s (deletions elsewhere)")
+    p.add_argument("--fs", choices=["dir", "ext4"], default="dir",
+                   help="dir: BENCH_DIR as it is; ext4: a fresh journaled ext4 on a loop "
+                        "device in BENCH_DIR for everything (root; see ScratchExt4)")
     p.add_argument("--variants", default="2:default",
                    help="FORMAT:STAGING[@TREE] interleaved in --repeat rounds, e.g. "
                         "2:clone,2:spool,1:spool or 2:clone,2:clone@/tmp/base")
@@ -309,7 +348,19 @@ def main(argv):
     if not shutil.which("rsync"):
         raise SystemExit("rsync is not installed")
     base = os.environ.get("BENCH_DIR", "/var/tmp")
-    work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=base))
+    fs = ScratchExt4(base, size) if args.fs == "ext4" else None
+    try:
+        if fs is not None:
+            base = fs.mount()
+            print(f"filesystem: a fresh journaled ext4 on {fs.dev} ({fs.img})", flush=True)
+        work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=base))
+        _run(args, size, work)
+    finally:
+        if fs is not None:
+            fs.close()
+
+
+def _run(args, size, work):
     a = Node(work, "sendnode", shared=work / "store-a")
     b = Node(work, "recvnode", shared=work / "store-b")
     try:
