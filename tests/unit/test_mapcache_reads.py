@@ -87,6 +87,8 @@ def test_a_new_epoch_or_an_old_lease_forgets_them():
     assert c.epoch == 2 and c.lookup(0, 10, 60, write=False) == [["b", 0, 10]]
     c.learn(0, {"epoch": 3, "extents": [["w", 0, 10]]})
     assert not c.reads
+    c.learn_read(0, whole_reply(["old"] * 5, epoch=2), c.wgen)   # answered before
+    assert c.epoch == 3 and not c.reads and c.lookup(0, 10, 60, write=True)
 
 
 def test_reads_after_a_snapshot_and_in_a_written_clone_skip_mapperd():

@@ -164,6 +164,8 @@ class MapCache:
         (`wgen`, read before asking): its answer may predate that change."""
         if not reply.get("held") or wgen != self.wgen:
             return
+        if self.epoch is not None and reply["epoch"] < self.epoch:
+            return                              # overtaken by a newer epoch's answer
         if reply["epoch"] != self.epoch:
             self.entries.clear()
             self._forget_reads()
