@@ -439,21 +439,17 @@ class VolumeEngine:
 
     # -- the data path: maps ------------------------------------------------------------
     def map_read(self, spec, offset, length):
-        epoch, out, _held = self.map_read_held(spec, offset, length)
-        return epoch, out
+        t, out = self._map_read(spec, offset, length)
+        return t.epoch, out
 
     def map_read_held(self, spec, offset, length):
         """map_read, and whether the map it read cannot change behind the caller's
         back: a live volume whose lease this engine held from before the read to
         after it (only the holder changes a map), or a read-only image. vlmcd keeps
-        such mappings for later reads (peers/mapcache.py)."""
-        t, view = self.view(spec)
-        check_range(offset, length, t.size, spec)
-        lock = t.state.lock if t.state is not None else contextlib.nullcontext()
-        out = []
-        with lock:
-            for idx, off, n in split(offset, length, t.object_size):
-                out.extend(read_extents(view.lookup(idx), off, n, t.object_size))
+        such mappings for later reads (peers/mapcache.py). Costs one lease read on a
+        held volume, so only mapperd's MAPR asks (not read() and the other in-process
+        users of map_read)."""
+        t, out = self._map_read(spec, offset, length)
         if t.rec is not None:
             held = False                    # a snapshot's map: vlmcd keeps none
         elif t.hdr.get("read_only"):
@@ -461,6 +457,16 @@ class VolumeEngine:
         else:
             held = self._still_held(t.state, t.hdr["name"])
         return t.epoch, out, held
+
+    def _map_read(self, spec, offset, length):
+        t, view = self.view(spec)
+        check_range(offset, length, t.size, spec)
+        lock = t.state.lock if t.state is not None else contextlib.nullcontext()
+        out = []
+        with lock:
+            for idx, off, n in split(offset, length, t.object_size):
+                out.extend(read_extents(view.lookup(idx), off, n, t.object_size))
+        return t, out
 
     def _still_held(self, st, name):
         """`st` is still our state of `name`, and the store shows its lease as ours
