@@ -161,3 +161,90 @@ def test_replace_survives_kill_9(tmp_path):
         assert len(set(s.read("d", 0, 8192))) == 1
         assert sorted(s.list()) == ["d", "m"]
         s.close()
+
+
+def _count_calls(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*a):
+        calls.append(a)
+        return real(*a)
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_big_flush_is_one_syncfs_and_closes_the_evicted(tmp_path, monkeypatch):
+    import archipelago.store.file as F
+    s = FileStore(tmp_path / "store", fdcache=32, syncfs_min=16)
+    before = _open_fds()
+    for i in range(40):                 # 8 evicted (retired), 32 still cached
+        s.write(f"o{i}", 0, bytes([i]) * 100)
+    syncfs = _count_calls(monkeypatch, F, "_libc_syncfs")
+    fdatasync = _count_calls(monkeypatch, F.os, "fdatasync")
+    s.flush()
+    assert len(syncfs) == 1 and fdatasync == []
+    assert s._retired == [] and s._dirty_dirs == set()
+    assert _open_fds() <= before + 32   # the evicted fds were closed
+    s.flush()                           # nothing dirty: nothing to sync
+    assert len(syncfs) == 1
+    s.close()
+    s = FileStore(tmp_path / "store")
+    assert [s.read(f"o{i}", 0, 100) for i in range(40)] == \
+        [bytes([i]) * 100 for i in range(40)]
+    s.close()
+
+
+def test_a_small_flush_syncs_file_by_file(tmp_path, monkeypatch):
+    import archipelago.store.file as F
+    s = FileStore(tmp_path / "store", syncfs_min=16)
+    for i in range(5):
+        s.write(f"o{i}", 0, b"x")
+    syncfs = _count_calls(monkeypatch, F, "_libc_syncfs")
+    fdatasync = _count_calls(monkeypatch, F.os, "fdatasync")
+    s.flush()
+    assert syncfs == [] and len(fdatasync) == 5
+    s.close()
+
+
+def test_syncfs_min_0_never_syncfs(tmp_path, monkeypatch):
+    import archipelago.store.file as F
+    s = FileStore(tmp_path / "store", syncfs_min=0)
+    for i in range(100):
+        s.write(f"o{i}", 0, b"x")
+    syncfs = _count_calls(monkeypatch, F, "_libc_syncfs")
+    s.flush()
+    assert syncfs == []
+    s.close()
+
+
+def test_a_failed_syncfs_falls_back_to_file_by_file_for_good(tmp_path, monkeypatch):
+    import archipelago.store.file as F
+    s = FileStore(tmp_path / "store", fdcache=16, syncfs_min=8)
+    for i in range(20):
+        s.write(f"o{i}", 0, bytes([i]))
+
+    def eio(fd):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(F, "_libc_syncfs", eio)
+    fdatasync = _count_calls(monkeypatch, F.os, "fdatasync")
+    s.flush()                   # this flush's files still synced, each on its own fd
+    assert len(fdatasync) == 20 and s._retired == [] and s._sbfd is None
+    for i in range(20):
+        s.write(f"p{i}", 0, b"y")
+    s.flush()
+    assert len(fdatasync) == 40
+    s.close()
+    s = FileStore(tmp_path / "store")
+    assert s.read("o7", 0, 1) == bytes([7]) and s.read("p19", 0, 1) == b"y"
+    s.close()
+
+
+def test_the_syncfs_option_reaches_the_filed_store(tmp_path):
+    from archipelago.peers import blocker
+    names = [o.name for o in blocker.OPTIONS]
+    assert "syncfs_min" in names

@@ -287,7 +287,8 @@ def _direct_store(roles, vlmcd):
                 # code (one directory level more); leave the choice to it
                 return None
     from .store.file import FileStore
-    return FileStore(root, fdcache=max(blocker.opts.fdcache, DIRECT_FDCACHE))
+    return FileStore(root, fdcache=max(blocker.opts.fdcache, DIRECT_FDCACHE),
+                     syncfs_min=blocker.opts.syncfs_min)
 
 
 def local(data_store, map_store=None, **kw):

@@ -30,13 +30,17 @@ log = logging.getLogger(__name__)
 OPTIONS = [
     C.Option("archip_dir", None, C.path, "filed: directory holding one file per object"),
     C.Option("fdcache", 256, C.integer(1, 1 << 20), "filed: open file descriptors kept"),
+    C.Option("syncfs_min", 64, C.integer(0, 1 << 20),
+             "filed: a flush with this many files to sync makes one syncfs(2) of the "
+             "store's filesystem instead of one fdatasync per file (0 = never)"),
 ]
 
 
 
 def _filed(cfg, role):
     from ..store.file import FileStore
-    return FileStore(role.opts.archip_dir, fdcache=role.opts.fdcache)
+    return FileStore(role.opts.archip_dir, fdcache=role.opts.fdcache,
+                     syncfs_min=role.opts.syncfs_min)
 
 
 def _rados(cfg, role):

@@ -21,7 +21,14 @@ character, so nothing collides). Temporary files start with '#', also outside th
 name alphabet, and are skipped by list().
 
 Durability: `write` is a pwrite (survives a crash of this process); `flush` and
-`fua` fdatasync the files written and fsync the directories that gained entries.
+`fua` fdatasync the files written and fsync the directories that gained entries. A
+flush with `syncfs_min` or more files to sync makes one syncfs(2) of the store's
+filesystem instead (then one fsync of the store's root for a final cache flush):
+600 new files and their directories take ~0.04 s that way against ~0.1 s file by
+file, and a sync receive's checkpoints write hundreds. syncfs also writes whatever
+else on that filesystem is dirty; its errors are those of the whole filesystem since
+the store opened, so after one failure the store goes back to per-file syncs, whose
+errors are each file's own.
 `replace`/`copy` write a temp file, fsync it, rename it into place and fsync the
 directory; `put_if_absent` links the synced temp file (no-clobber), so a reader sees
 the old or the new object, never a torn one. `durable=False` skips every fsync
@@ -85,6 +92,28 @@ def _together(fn, items):
         list(pool.map(fn, items))
 
 
+SYNCFS_MIN = 64         # default of FileStore(syncfs_min): files a flush syncs with syncfs
+
+
+_syncfs = None
+
+
+def _libc_syncfs(fd):
+    """syncfs(2) (not in the os module)."""
+    global _syncfs
+    if _syncfs is None:
+        import ctypes
+        f = ctypes.CDLL(None, use_errno=True).syncfs
+        f.argtypes = [ctypes.c_int]
+
+        def call(fd):
+            if f(fd) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e))
+        _syncfs = call
+    _syncfs(fd)
+
+
 class _Fd:
     __slots__ = ("dirty", "doomed", "fd", "refs")
 
@@ -95,7 +124,7 @@ class _Fd:
 class FileStore(ObjectStore):
     kind = "file"
 
-    def __init__(self, root, fdcache=256, durable=True):
+    def __init__(self, root, fdcache=256, durable=True, syncfs_min=SYNCFS_MIN):
         self.root = os.path.abspath(root)
         self._objdir = os.path.join(self.root, "objects")
         self._stdir = os.path.join(self.root, "leases", "st")
@@ -113,6 +142,13 @@ class FileStore(ObjectStore):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._synced = threading.Condition(self._lock)
+        # syncfs's fd, opened now: syncfs reports the filesystem's writeback errors
+        # since this open (errseq), so one opened later would miss earlier ones.
+        self._sbfd = None
+        if durable and syncfs_min > 0:
+            self._sbfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._syncfs_min = syncfs_min
+        self._syncfs_lock = threading.Lock()    # one syncfs at a time: they share _sbfd
 
     def __repr__(self):
         return f"FileStore({self.root!r})"
@@ -356,6 +392,8 @@ class FileStore(ObjectStore):
                 e.refs += 1
         try:
             with _oserror("flush"):
+                if self._flush_fs(len(todo)):
+                    return
                 if self._durable:
                     _together(os.fdatasync, [e.fd for e in todo])
                 self._sync_retired(wait=True)
@@ -363,6 +401,39 @@ class FileStore(ObjectStore):
         finally:
             for e in todo:
                 self._put_fd(e)
+
+    def _flush_fs(self, ndirty):
+        """One syncfs for the whole flush if it has enough files to sync; false if
+        the flush must go file by file (few files, syncfs off or failed before)."""
+        with self._lock:
+            if self._sbfd is None or ndirty + len(self._retired) < self._syncfs_min:
+                return False
+            retired, self._retired = self._retired, []
+            dirs, self._dirty_dirs = self._dirty_dirs, set()
+        ok = False
+        try:
+            with self._syncfs_lock:
+                if self._sbfd is not None:
+                    try:
+                        _libc_syncfs(self._sbfd)
+                        # on ext4 without a journal syncfs's cache flush can come
+                        # before its metadata writes finish; this fsync flushes after
+                        os.fsync(self._sbfd)
+                        ok = True
+                    except OSError as err:
+                        log.warning("syncfs of %s failed (%s): syncing file by file "
+                                    "from now on", self.root, err)
+                        os.close(self._sbfd)
+                        self._sbfd = None
+        finally:
+            with self._lock:
+                if ok:
+                    for e in retired:
+                        os.close(e.fd)
+                else:       # the file-by-file path syncs them, with their own errors
+                    self._retired.extend(retired)
+                    self._dirty_dirs.update(dirs)
+        return ok
 
     def stat(self, name):
         check_name(name)
@@ -551,6 +622,10 @@ class FileStore(ObjectStore):
                 else:
                     e.doomed = True
             self._fds.clear()
+        with self._syncfs_lock:
+            if self._sbfd is not None:
+                os.close(self._sbfd)
+                self._sbfd = None
 
     # -- leases -------------------------------------------------------------------------
     def _lease_state(self, name):
