@@ -23,6 +23,14 @@ same fio nbd engine: what an off-the-shelf NBD server in front of librbd gets on
 this machine (the NBD hop plus qemu-nbd's own costs: one main loop, so a floor for
 what an NBD server can do, not a ceiling). Each line prints ours/rbd and
 ours/qemu-nbd-rbd, and a line per pattern gives qemu-nbd-rbd/rbd.
+A ceiling reference, "nbdkit-rados-ref": nbdkit (multi-threaded C NBD server, thread
+model parallel) running bench/nbdkit_rados_ref.c, a plugin built here with cc that
+serves its own objects of the same pool straight through librados (4 MiB objects,
+sync rados_read/rados_write per piece, no maps, no Python); filled and driven like
+nbdd, with ratio and CPU per request (nbdkit's process) printed the same way, plus
+"ceiling: an ideal C NBD server over librados gets X.XXx rbd" per pattern: what an
+NBD server over RADOS can get on this machine at all. REF=0 leaves it out; without
+nbdkit, cc, nbdkit-plugin-dev or librados-dev it says why and goes on without it.
 The RBD anchor runs twice per round: with librbd's default configuration (`rbd`:
 rbd_cache = true, Pacific's writearound policy, writethrough until the first flush)
 and with `rbd cache = false` in the client's ceph.conf (`rbd-nocache`); every ratio
@@ -33,7 +41,8 @@ seconds apart: robust to the load swinging between rounds); odd rounds run the
 targets in reverse order.
 CPU per request: each fio run's own CPU (getrusage of the waited child) and, for
 our servers, the server process's CPU over the run from /proc/PID/task/*/stat,
-per thread name ("exited" = threads gone by the end: the connection thread), in
+per thread name ("exited" = threads gone by the end: nbdd's connection thread,
+nbdkit's per-connection workers), in
 us per request (median of the rounds).
 Env: BENCH_ROUNDS (default 3), FIO_RUNTIME (s, default 4), FIO_SIZE (default 256M),
 CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_AIO=1
@@ -41,7 +50,7 @@ CEPH_BENCH_DIR (keep the cluster there), BLOCK_ONLY=1 (only the block path), PY_
 (no peers-datapath server), BASE_SRC=DIR (A/B: one more co-located server,
 "nbdd-rados-coloc-base", run from another tree's src/archipelago, e.g. a
 `git worktree add /tmp/rados-base COMMIT` with its extension built), NO_QEMU=1,
-BENCH_PATTERNS=a,b (only these patterns, by label).
+BENCH_PATTERNS=a,b (only these patterns, by label), REF=0 (no nbdkit-rados-ref).
 """
 import json
 import os
@@ -237,6 +246,46 @@ def start_qemu_nbd(d, pool, env):
     return proc, f"nbd+unix:///img?socket={sock}"
 
 
+REF_SRC = Path(__file__).resolve().parent / "nbdkit_rados_ref.c"
+REF = "nbdkit-rados-ref"
+
+
+def start_nbdkit_ref(d, pool, env, nbytes):
+    """nbdkit running bench/nbdkit_rados_ref.c (built here with cc) over objects
+    "nbdref.<16 hex>" of the pool, on a unix socket: (proc, uri), or (None, None) with
+    the reason printed (REF=0, no nbdkit / cc / nbdkit-plugin-dev / librados-dev)."""
+    if os.environ.get("REF", "1") == "0":
+        return None, None
+    for tool, pkg in (("nbdkit", "nbdkit"), ("cc", "build-essential")):
+        if not shutil.which(tool):
+            print(f"{tool} not installed ({pkg}): no {REF} contender")
+            return None, None
+    so = d / "nbdkit_rados_ref.so"
+    r = process.run(["cc", "-O2", "-Wall", "-fPIC", "-shared", "-o", so, REF_SRC, "-lrados"],
+                    timeout=120, check=False)
+    if r.rc != 0:
+        print(f"{REF} not built (nbdkit-plugin-dev, librados-dev?): "
+              + (r.stderr or r.stdout).strip()[-300:])
+        return None, None
+    sock = d / "nbdkit-ref.sock"
+    log = open(d / "nbdkit-ref.log", "w")
+    proc = process.spawn(["nbdkit", "-f", "--exit-with-parent", "-U", sock, so,
+                          f"conf={d / 'ceph.conf'}", f"pool={pool}", "prefix=nbdref",
+                          f"size={nbytes}"], env=env, stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            print(f"{REF}: nbdkit did not start: "
+                  + (d / "nbdkit-ref.log").read_text().strip()[-300:])
+            return None, None
+        time.sleep(0.05)
+    return proc, f"nbd+unix:///?socket={sock}"
+
+
 def block_path(d, pool, env):
     """fio nbd on a RADOS-backed volume vs fio rbd on an RBD image, same pool."""
     if not shutil.which("rbd"):
@@ -247,7 +296,7 @@ def block_path(d, pool, env):
                  "--yes-i-really-mean-it"], env=env, timeout=60, check=False)
     process.run(["rbd", "create", "-p", pool, "--size", size, "bench-img"], env=env,
                 timeout=120)
-    qemu = None
+    qemu = ref = None
     nbytes = int(size[:-1]) << {"M": 20, "G": 30}[size[-1]]
     # the second RBD anchor: librbd with its client cache off
     conf = (d / "ceph.conf").read_text()
@@ -277,6 +326,11 @@ def block_path(d, pool, env):
             qemu, uri = start_qemu_nbd(d, pool, env)
             if uri:
                 targets["qemu-nbd-rbd"] = (["--ioengine=nbd", f"--uri={uri}"], env)
+        ref, uri = start_nbdkit_ref(d, pool, env, nbytes)
+        if uri:
+            targets[REF] = (["--ioengine=nbd", f"--uri={uri}"], env)
+            pids[REF] = ref.pid
+        contenders = [name for name, _dp, _aio in SERVERS] + ([REF] if ref else [])
         for name, (args, tenv) in targets.items():   # fill all, so reads hit real data
             if name != "rbd-nocache":
                 fio(args, "write", "1m", 8, 0, tenv)
@@ -304,7 +358,7 @@ def block_path(d, pool, env):
                   f"{med['rbd'][2]:.1f} us/req), rbd-nocache {med['rbd-nocache'][1]:.0f} IOPS "
                   f"(fio CPU {med['rbd-nocache'][2]:.1f} us/req): ratios against {a_name}; "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
-            for name, _dp, _aio in SERVERS:
+            for name in contenders:
                 ours = med[name]
                 vs_qemu = f" | {ours[1] / qn[1]:.2f}x qemu-nbd-rbd" if qn else ""
                 # the same pair of runs each round (seconds apart), so a load swing
@@ -321,6 +375,12 @@ def block_path(d, pool, env):
                     f"{k} {statistics.median(c.get(k, 0.0) for c in cpu[name]):.1f}"
                     for k in keys if statistics.median(c.get(k, 0.0) for c in cpu[name]) >= 0.5
                     or k == "total"), flush=True)
+            if ref:
+                coloc = med.get("nbdd-rados-coloc")
+                of_it = f"; nbdd-rados-coloc gets {coloc[1] / med[REF][1]:.2f}x of it" \
+                    if coloc else ""
+                print(f"{label:18} ceiling: an ideal C NBD server over librados gets "
+                      f"{med[REF][1] / rbd[1]:.2f}x rbd ({a_name}{of_it})", flush=True)
             if qn:
                 print(f"{label:18} {'qemu-nbd-rbd':21} {qn[0]:8.1f} MiB/s {qn[1]:8.0f} IOPS | "
                       f"{qn[1] / rbd[1]:.2f}x {a_name} (an NBD server over librbd)", flush=True)
@@ -328,13 +388,15 @@ def block_path(d, pool, env):
                 f"{n} " + " ".join(f"{r[1]:.0f}" for r in v) for n, v in got.items()),
                 flush=True)
     finally:
-        if qemu is not None:
-            qemu.terminate()
+        for proc in (qemu, ref):
+            if proc is None:
+                continue
+            proc.terminate()
             try:
-                qemu.wait(30)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
-                qemu.kill()
-                qemu.wait()
+                proc.kill()
+                proc.wait()
         for server in servers:
             server.terminate()
             try:
