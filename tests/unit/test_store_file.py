@@ -5,7 +5,7 @@ import os
 import pytest
 from store_contract import *  # noqa: F403
 
-from archipelago.errors import BackendError
+from archipelago.errors import BackendError, InvalidArgument
 from archipelago.store.file import FileStore
 
 
@@ -248,3 +248,21 @@ def test_the_syncfs_option_reaches_the_filed_store(tmp_path):
     from archipelago.peers import blocker
     names = [o.name for o in blocker.OPTIONS]
     assert "syncfs_min" in names
+
+
+def test_readinto_cached_reads_only_what_the_page_cache_holds(store):
+    store.write("o", 0, b"a" * 8192)
+    buf = bytearray(b"?" * 12288)
+    assert store.readinto_cached("o", 0, buf) and bytes(buf) == b"a" * 8192 + bytes(4096)
+    buf = bytearray(b"?" * 10)
+    assert store.readinto_cached("none", 0, buf) and bytes(buf) == bytes(10)
+    store.flush()
+    fd = os.open(store._path("o"), os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)   # clean pages: dropped
+    finally:
+        os.close(fd)
+    assert store.readinto_cached("o", 0, bytearray(4096)) is False
+    assert store.read("o", 4096, 4) == b"aaaa"
+    with pytest.raises(InvalidArgument):
+        store.readinto_cached("../x", 0, bytearray(1))

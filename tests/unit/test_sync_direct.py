@@ -74,17 +74,23 @@ def source(c):
 def counted(monkeypatch):
     """How often the in-process read and write paths ran."""
     n = {"read": 0, "write": 0}
-    read0, write0 = S._Direct.readinto, K._write_extents
+    read0, cached0, write0 = S._Direct.readinto, S._Direct.read_cached, K._write_extents
 
     def readinto(self, buf, off):
         n["read"] += 1
         return read0(self, buf, off)
+
+    def read_cached(self, buf, off):
+        done = cached0(self, buf, off)
+        n["read"] += done
+        return done
 
     def write_extents(store, extents, data):
         n["write"] += 1
         return write0(store, extents, data)
 
     monkeypatch.setattr(S._Direct, "readinto", readinto)
+    monkeypatch.setattr(S._Direct, "read_cached", read_cached)
     monkeypatch.setattr(K, "_write_extents", write_extents)
     return n
 
@@ -107,6 +113,30 @@ def test_direct_send_sends_the_same_records(tmp_path, counted):
     assert records(raw_full) == records(stream(a, "v@s2")[0])
     a.close()
     full_direct.close()
+
+
+def test_reads_not_in_the_page_cache_go_to_the_pool(tmp_path, monkeypatch):
+    """Every other piece "not cached": those go through the pool's readinto, and the
+    records are the same as an all-cached send's."""
+    a = node(tmp_path / "a", direct=True)
+    source(a)
+    all_cached, _ = stream(a, "v@s2", from_snap="s1")
+    calls = {"cached": 0, "pool": 0}
+    cached0, read0 = FileStore.readinto_cached, S._Direct.readinto
+
+    def flaky(self, name, offset, buf):
+        calls["cached"] += 1
+        return calls["cached"] % 2 == 0 and cached0(self, name, offset, buf)
+
+    def pool_read(self, buf, off):
+        calls["pool"] += 1
+        return read0(self, buf, off)
+    monkeypatch.setattr(FileStore, "readinto_cached", flaky)
+    monkeypatch.setattr(S._Direct, "readinto", pool_read)
+    mixed, _ = stream(a, "v@s2", from_snap="s1")
+    assert calls["pool"] > 0 and calls["cached"] > calls["pool"]
+    assert records(mixed) == records(all_cached)
+    a.close()
 
 
 def test_direct_commit_writes_the_same_volume(tmp_path, counted):
