@@ -266,3 +266,20 @@ def test_readinto_cached_reads_only_what_the_page_cache_holds(store):
     assert store.read("o", 4096, 4) == b"aaaa"
     with pytest.raises(InvalidArgument):
         store.readinto_cached("../x", 0, bytearray(1))
+
+
+def test_new_objects_opened_once_still_have_their_entries_synced(tmp_path):
+    s = FileStore(tmp_path / "store", fdcache=1, syncfs_min=0)
+    s.write("a", 0, b"1")           # a miss that creates: creates are tried first now
+    s.flush()
+    assert s._dirty_dirs == set()
+    s.write("b", 0, b"2")           # created by the O_EXCL open
+    assert os.path.dirname(s._path("b")) in s._dirty_dirs
+    s.write("a", 1, b"3")           # exists, not cached: EEXIST, then opened
+    assert s._misses_create is False
+    s.flush()
+    assert s._dirty_dirs == set()
+    s.close()
+    s = FileStore(tmp_path / "store")
+    assert s.read("a", 0, 2) == b"13" and s.read("b", 0, 1) == b"2"
+    s.close()

@@ -140,6 +140,8 @@ class FileStore(ObjectStore):
         self._dirty_dirs = set()       # directories with unsynced new entries
         self._retired = []             # dirty fds evicted from the cache, to sync
         self._retiring = 0             # threads syncing retired fds right now
+        self._known_dirs = set()       # fan-out directories seen to exist
+        self._misses_create = False    # the last fd cache miss created its object
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._synced = threading.Condition(self._lock)
@@ -217,10 +219,11 @@ class FileStore(ObjectStore):
 
     def _mkdirs(self, d):
         """Create the fan-out directory `d`, remembering the parents to fsync."""
-        if not os.path.isdir(d):
+        if d not in self._known_dirs and not os.path.isdir(d):
             os.makedirs(d, exist_ok=True)
             with self._lock:
                 self._dirty_dirs.update((os.path.dirname(d), self._objdir))
+        self._known_dirs.add(d)         # (fan-out directories are never removed)
 
     # -- fd cache -------------------------------------------------------------------------
     def _get_fd(self, name, create):
@@ -233,15 +236,19 @@ class FileStore(ObjectStore):
                 e.refs += 1
                 return e
         path = self._path(name)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            if not create:
-                return None
-            self._mkdirs(os.path.dirname(path))
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            with self._lock:
-                self._dirty_dirs.add(os.path.dirname(path))
+        fd = self._create_new(path) if create and self._misses_create else None
+        if fd is None:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+                self._misses_create = False
+            except FileNotFoundError:
+                if not create:
+                    return None
+                self._mkdirs(os.path.dirname(path))
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._misses_create = True
+                with self._lock:
+                    self._dirty_dirs.add(os.path.dirname(path))
         with self._lock:
             e = self._fds.get(name)
             if e is not None:           # another thread opened it meanwhile
@@ -259,6 +266,19 @@ class FileStore(ObjectStore):
                 self._put_fd(e)
                 raise
         return e
+
+    def _create_new(self, path):
+        """The fd of `path` created new (its directory entry then needs a sync), or
+        None if it exists or its directory does not. Tried first while cache misses
+        are creating objects (a receive writing new ones): one open per new object
+        instead of a failed open, then a create."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except (FileExistsError, FileNotFoundError):
+            return None
+        with self._lock:
+            self._dirty_dirs.add(os.path.dirname(path))
+        return fd
 
     def _put_fd(self, e):
         with self._lock:
