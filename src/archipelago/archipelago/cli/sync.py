@@ -32,6 +32,24 @@ from ..units import format_size
 from .common import echo_json, fail, handle_errors
 
 LISTEN_CONFIG = "@config"
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc mallopt(3) parameters
+
+
+def _keep_freed_memory():
+    """Let glibc keep freed chunks for reuse in this (short-lived) process.
+
+    The stream reader takes a new 4 MiB chunk per 4 MiB received (payloads stay
+    views into it until written); by default glibc maps each with its own mmap and
+    unmaps it when freed, so every chunk's pages fault in and are zeroed anew. On
+    the heap they are reused: ~0.03 s less CPU per 100 MiB received here. Freed
+    memory up to 256 MiB then stays mapped until the command exits."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):       # not glibc: its defaults
+        pass
 
 
 def os_errors(fn):
@@ -191,6 +209,7 @@ def receive(ctx, volume, inp, listen, force, limit, timeout, show_token, abort, 
         return
     if inp is not None and listen is not None:
         raise InvalidArgument("give -i FILE or --listen, not both")
+    _keep_freed_memory()
     kw = {"state_dir": state_dir, "force": force, "rate": _rate(limit, settings),
           "checkpoint": (settings.checkpoint_interval, settings.checkpoint_bytes),
           "spool_max": settings.spool_max}
