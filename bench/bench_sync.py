@@ -36,7 +36,8 @@ average, then the medians. --churn N runs, during the rounds, a process that
 creates and deletes N files in B's object directories every 0.5 s (as a GC
 deleting objects does; on ext4 without a journal new inodes then pass over
 recently freed ones).
-The timed sync and rsync follow an os.sync() (the set-up's writes flushed first).
+The timed sync, rsync and every --repeat round follow an os.sync() (the set-up's
+and the other contenders' writes flushed first).
 --fs ext4 runs everything on a fresh journaled ext4 (loop device over a sparse
 file in BENCH_DIR; ScratchExt4 says why: this machine's root ext4 has no journal).
 
@@ -200,6 +201,7 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
             with b.client() as cb:
                 cb.clone("vol@s1", name)
                 cb.snapshot(name, "s1", guid=guid)
+            os.sync()       # as before the single sync: not rsync's leftover writeback
             la = load()
             secs, res = pipe_sync(a, b, ["vol@s2", "--from", "s1", "--format", f],
                                   [name], recv_conf=confs.get(v), tree=tree)

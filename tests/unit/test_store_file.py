@@ -178,7 +178,20 @@ def _open_fds():
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_a_big_flush_is_one_syncfs_and_closes_the_evicted(tmp_path, monkeypatch):
+@pytest.fixture
+def clean_machine(monkeypatch):
+    """No other dirty data on the machine (the syncfs choice looks at it)."""
+    import archipelago.store.file as F
+    monkeypatch.setattr(F, "_system_dirty", lambda: 0)
+
+
+def test_system_dirty_reads_meminfo():
+    import archipelago.store.file as F
+    assert F._system_dirty() >= 0
+
+
+def test_a_big_flush_is_one_syncfs_and_closes_the_evicted(tmp_path, monkeypatch,
+                                                          clean_machine):
     import archipelago.store.file as F
     s = FileStore(tmp_path / "store", fdcache=32, syncfs_min=16)
     before = _open_fds()
@@ -222,7 +235,28 @@ def test_syncfs_min_0_never_syncfs(tmp_path, monkeypatch):
     s.close()
 
 
-def test_a_failed_syncfs_falls_back_to_file_by_file_for_good(tmp_path, monkeypatch):
+def test_others_dirty_data_means_file_by_file(tmp_path, monkeypatch):
+    """syncfs would write everything dirty on the filesystem: with far more dirty
+    data on the machine than the store wrote, the flush goes file by file."""
+    import archipelago.store.file as F
+    s = FileStore(tmp_path / "store", syncfs_min=8)
+    for i in range(20):
+        s.write(f"o{i}", 0, b"x" * 4096)
+    monkeypatch.setattr(F, "_system_dirty", lambda: 1 << 30)
+    syncfs = _count_calls(monkeypatch, F, "_libc_syncfs")
+    fdatasync = _count_calls(monkeypatch, F.os, "fdatasync")
+    s.flush()
+    assert syncfs == [] and len(fdatasync) == 20
+    for i in range(20):
+        s.write(f"p{i}", 0, b"x" * 4096)
+    monkeypatch.setattr(F, "_system_dirty", lambda: 20 * 4096 + (1 << 20))
+    s.flush()                               # only its own (and a little more)
+    assert len(syncfs) == 1 and len(fdatasync) == 20
+    s.close()
+
+
+def test_a_failed_syncfs_falls_back_to_file_by_file_for_good(tmp_path, monkeypatch,
+                                                             clean_machine):
     import archipelago.store.file as F
     s = FileStore(tmp_path / "store", fdcache=16, syncfs_min=8)
     for i in range(20):
