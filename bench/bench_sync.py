@@ -439,8 +439,9 @@ def _run(args, size, work):
               f"write ({split})")
         print(f"send: {res['send_seconds']:.2f}s inside `vlmc send` (diff, reads, "
               "records); the rest is process start-up, the receiver's checks and the pipe")
-        print(f"CPU (user + system): vlmc send {res['cpu']['send']:.2f}s, vlmc receive "
-              f"{res['cpu']['recv']:.2f}s")
+        print(f"CPU (user + system): vlmc send {res['cpu']['send']:.2f}s (sys "
+              f"{res['cpu']['send_sys']:.2f}), vlmc receive {res['cpu']['recv']:.2f}s (sys "
+              f"{res['cpu']['recv_sys']:.2f})")
         print(f"load average (1 min) before sync {sync_load:.2f}, before rsync "
               f"{rsync_load:.2f}", flush=True)
         if args.repeat:
