@@ -68,6 +68,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,7 +178,7 @@ def churn(b, n):
     return subprocess.Popen([sys.executable, "-c", CHURN, str(objects), str(n)])
 
 
-def repeat_rounds(a, b, rounds, variants, slots, size):
+def repeat_rounds(a, b, rounds, variants, slots, size, rsync_secs=None, first=None):
     """`rounds` x len(variants) more syncs of vol@s1 -> vol@s2, each into a new clone
     of B's vol@s1 (with A's s1 identity), variants interleaved; prints each and the
     median per variant."""
@@ -221,6 +222,11 @@ def repeat_rounds(a, b, rounds, variants, slots, size):
         cr = sorted(c["recv"] for c in cpus[v])
         print(f"{v}: median {xs[len(xs) // 2]:.2f}s, min {xs[0]:.2f}s of {len(xs)}; CPU "
               f"median send {cs[len(cs) // 2]:.2f} s, receive {cr[len(cr) // 2]:.2f} s")
+        if rsync_secs:
+            every = sorted(xs + ([first] if first else []))
+            print(f"{v}: rsync / median round {rsync_secs / xs[len(xs) // 2]:.1f}x; "
+                  f"rsync / median of all {len(every)} syncs (the single one too) "
+                  f"{rsync_secs / statistics.median(every):.1f}x (target >= 20x)")
 
 
 def make_image(path, size, fill, seed=1):
@@ -447,8 +453,9 @@ def _run(args, size, work):
         if args.repeat:
             churner = churn(b, args.churn)
             try:
-                repeat_rounds(a, b, args.repeat,
-                              [v.strip() for v in args.variants.split(",")], slots, size)
+                variants = [v.strip() for v in args.variants.split(",")]
+                repeat_rounds(a, b, args.repeat, variants, slots, size, rsync_secs,
+                              sync_secs if len(variants) == 1 else None)
             finally:
                 if churner is not None:
                     churner.terminate()
