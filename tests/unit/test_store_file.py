@@ -212,26 +212,18 @@ def test_a_big_flush_is_one_syncfs_and_closes_the_evicted(tmp_path, monkeypatch,
     s.close()
 
 
-def test_a_small_flush_syncs_file_by_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("syncfs_min,files", [(16, 5), (0, 100)],
+                         ids=["few-files", "syncfs-off"])
+def test_flushes_that_go_file_by_file(tmp_path, monkeypatch, clean_machine, syncfs_min,
+                                      files):
     import archipelago.store.file as F
-    s = FileStore(tmp_path / "store", syncfs_min=16)
-    for i in range(5):
+    s = FileStore(tmp_path / "store", syncfs_min=syncfs_min)
+    for i in range(files):
         s.write(f"o{i}", 0, b"x")
     syncfs = _count_calls(monkeypatch, F, "_libc_syncfs")
     fdatasync = _count_calls(monkeypatch, F.os, "fdatasync")
     s.flush()
-    assert syncfs == [] and len(fdatasync) == 5
-    s.close()
-
-
-def test_syncfs_min_0_never_syncfs(tmp_path, monkeypatch):
-    import archipelago.store.file as F
-    s = FileStore(tmp_path / "store", syncfs_min=0)
-    for i in range(100):
-        s.write(f"o{i}", 0, b"x")
-    syncfs = _count_calls(monkeypatch, F, "_libc_syncfs")
-    s.flush()
-    assert syncfs == []
+    assert syncfs == [] and len(fdatasync) == files
     s.close()
 
 

@@ -140,6 +140,11 @@ def _foreign_dirty(ours):
         return False
 
 
+class _NotCached(Exception):
+    """A RWF_NOWAIT read found bytes not in the page cache (not an OSError, so that
+    _oserror leaves it alone)."""
+
+
 class _Fd:
     __slots__ = ("dirty", "doomed", "fd", "refs")
 
@@ -367,20 +372,7 @@ class FileStore(ObjectStore):
     def readinto(self, name, offset, buf):
         check_name(name)
         buf = memoryview(buf).cast("B")
-        e = self._get_fd(name, create=False)
-        n = 0
-        if e is not None:
-            try:
-                with _oserror(f"read {name}"):
-                    while n < len(buf):
-                        got = os.preadv(e.fd, [buf[n:]], offset + n)
-                        if got == 0:
-                            break
-                        n += got
-            finally:
-                self._put_fd(e)
-        if n < len(buf):
-            buf[n:] = bytes(len(buf) - n)
+        self._read(name, offset, buf, 0)
         return len(buf)
 
     def readinto_cached(self, name, offset, buf):
@@ -389,27 +381,32 @@ class FileStore(ObjectStore):
         a caller with reads in a thread pool do the cached ones on its own thread:
         a hand-off costs more than a cached 64 KiB read (futex wake-ups, the GIL)."""
         check_name(name)
-        buf = memoryview(buf).cast("B")
-        e = self._get_fd(name, create=False)
-        if e is None:
-            buf[:] = bytes(len(buf))
-            return True
-        n = 0
         try:
-            with _oserror(f"read {name}"):
-                while n < len(buf):
-                    try:
-                        got = os.preadv(e.fd, [buf[n:]], offset + n, _RWF_NOWAIT)
-                    except BlockingIOError:
-                        return False
-                    if got == 0:
-                        break
-                    n += got
-        finally:
-            self._put_fd(e)
+            self._read(name, offset, memoryview(buf).cast("B"), _RWF_NOWAIT)
+        except _NotCached:
+            return False
+        return True
+
+    def _read(self, name, offset, buf, flags):
+        """Fill `buf` from object `name` at `offset`: zeros past its end or if it does
+        not exist; _NotCached if RWF_NOWAIT (in `flags`) would have to wait."""
+        e = self._get_fd(name, create=False)
+        n = 0
+        if e is not None:
+            try:
+                with _oserror(f"read {name}"):
+                    while n < len(buf):
+                        try:
+                            got = os.preadv(e.fd, [buf[n:]], offset + n, flags)
+                        except BlockingIOError:
+                            raise _NotCached from None
+                        if got == 0:
+                            break
+                        n += got
+            finally:
+                self._put_fd(e)
         if n < len(buf):
             buf[n:] = bytes(len(buf) - n)
-        return True
 
     def write(self, name, offset, data, *, fua=False, lease=None):
         check_name(name)
