@@ -246,30 +246,33 @@ class _Direct:
         if self.cached is None:
             return False
         key = (off, len(buf))
-        pos = 0
-        for obj, ooff, n in self.extents[key]:
-            part = buf[pos:pos + n]
-            if obj is None:
-                part[:] = _ZEROS[:n] if n <= len(_ZEROS) else bytes(n)
-            elif not self.cached(obj, ooff, part):
-                return False
-            pos += n
-        if pos != len(buf):
-            raise ArchipelagoError(f"mapperd mapped {pos} bytes of a {len(buf)}-byte read")
+        if not _fill(buf, self.extents[key], self.cached):
+            return False
         del self.extents[key]
         return True
 
     def readinto(self, buf, off):
-        pos = 0
-        for obj, ooff, n in self.extents.pop((off, len(buf))):
-            part = buf[pos:pos + n]
-            if obj is None:
-                part[:] = _ZEROS[:n] if n <= len(_ZEROS) else bytes(n)
-            else:
-                self.store.readinto(obj, ooff, part)
-            pos += n
-        if pos != len(buf):
-            raise ArchipelagoError(f"mapperd mapped {pos} bytes of a {len(buf)}-byte read")
+        _fill(buf, self.extents.pop((off, len(buf))), self._read)
+
+    def _read(self, obj, ooff, part):
+        self.store.readinto(obj, ooff, part)
+        return True
+
+
+def _fill(buf, extents, read):
+    """Fill `buf` from its mapped `extents` with read(object, offset, part) -> done?
+    (zeros where unmapped); false as soon as a read says it could not."""
+    pos = 0
+    for obj, ooff, n in extents:
+        part = buf[pos:pos + n]
+        if obj is None:
+            part[:] = _ZEROS[:n] if n <= len(_ZEROS) else bytes(n)
+        elif not read(obj, ooff, part):
+            return False
+        pos += n
+    if pos != len(buf):
+        raise ArchipelagoError(f"mapperd mapped {pos} bytes of a {len(buf)}-byte read")
+    return True
 
 
 _ZEROS = bytes(PIECE)
