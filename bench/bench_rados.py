@@ -237,17 +237,25 @@ def start_qemu_nbd(d, pool, env):
                           f"rbd:{pool}/bench-img:conf={d / 'ceph.conf'}:id=admin"],
                          env=env, stdout=log, stderr=log)
     log.close()
+    if not wait_socket(proc, sock, d / "qemu-nbd.log",
+                       "qemu-nbd did not start (rbd driver missing? qemu-block-extra): "):
+        return None, None
+    return proc, f"nbd+unix:///img?socket={sock}"
+
+
+def wait_socket(proc, sock, logpath, why):
+    """Wait up to 30 s for server `proc` to create unix socket `sock`: true, or false
+    with the server ended and `why` printed with the tail of its log."""
     deadline = time.monotonic() + 30
     while not sock.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-            print("qemu-nbd did not start (rbd driver missing? qemu-block-extra): "
-                  + (d / "qemu-nbd.log").read_text().strip()[-300:])
-            return None, None
+            print(why + logpath.read_text().strip()[-300:])
+            return False
         time.sleep(0.05)
-    return proc, f"nbd+unix:///img?socket={sock}"
+    return True
 
 
 REF_SRC = Path(__file__).resolve().parent / "nbdkit_rados_ref.c"
@@ -277,16 +285,8 @@ def start_nbdkit_ref(d, pool, env, nbytes):
                           f"conf={d / 'ceph.conf'}", f"pool={pool}", "prefix=nbdref",
                           f"size={nbytes}"], env=env, stdout=log, stderr=log)
     log.close()
-    deadline = time.monotonic() + 30
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            print(f"{REF}: nbdkit did not start: "
-                  + (d / "nbdkit-ref.log").read_text().strip()[-300:])
-            return None, None
-        time.sleep(0.05)
+    if not wait_socket(proc, sock, d / "nbdkit-ref.log", f"{REF}: nbdkit did not start: "):
+        return None, None
     return proc, f"nbd+unix:///?socket={sock}"
 
 
