@@ -132,11 +132,34 @@ obj_name (char *out, size_t len, uint64_t index)
   snprintf (out, len, "%s.%016" PRIx64, prefix, index);
 }
 
+/* One piece of a request: `n` bytes at `in_obj` of object `name`. 0 or -errno. */
+typedef int (*piece_fn) (const char *name, char *p, uint32_t n, uint64_t in_obj);
+
 static int
-ref_pread (void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+read_piece (const char *name, char *p, uint32_t n, uint64_t in_obj)
+{
+  int r = rados_read (ioctx, name, p, n, in_obj);
+  if (r == -ENOENT)
+    r = 0;
+  if (r < 0)
+    return r;
+  if ((uint32_t) r < n)
+    memset (p + r, 0, n - r);                  /* a hole past the object's end */
+  return 0;
+}
+
+static int
+write_piece (const char *name, char *p, uint32_t n, uint64_t in_obj)
+{
+  int r = rados_write (ioctx, name, p, n, in_obj);
+  return r < 0 ? r : 0;
+}
+
+/* Split [offset, offset+count) at object boundaries and run `fn` on each piece. */
+static int
+each_piece (const char *what, piece_fn fn, char *p, uint32_t count, uint64_t offset)
 {
   char name[256];
-  char *p = buf;
 
   while (count > 0) {
     uint64_t index = offset >> OBJ_SHIFT, in_obj = offset & (OBJ_SIZE - 1);
@@ -144,16 +167,12 @@ ref_pread (void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t fl
     if (in_obj + n > OBJ_SIZE)
       n = OBJ_SIZE - in_obj;
     obj_name (name, sizeof name, index);
-    int r = rados_read (ioctx, name, p, n, in_obj);
-    if (r == -ENOENT)
-      r = 0;
+    int r = fn (name, p, n, in_obj);
     if (r < 0) {
-      nbdkit_error ("rados_read %s: %s", name, strerror (-r));
+      nbdkit_error ("%s %s: %s", what, name, strerror (-r));
       errno = -r;
       return -1;
     }
-    if ((uint32_t) r < n)
-      memset (p + r, 0, n - r);                /* a hole past the object's end */
     p += n;
     offset += n;
     count -= n;
@@ -162,29 +181,17 @@ ref_pread (void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t fl
 }
 
 static int
+ref_pread (void *handle, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  return each_piece ("rados_read", read_piece, buf, count, offset);
+}
+
+static int
 ref_pwrite (void *handle, const void *buf, uint32_t count, uint64_t offset,
             uint32_t flags)
 {
-  char name[256];
-  const char *p = buf;
-
-  while (count > 0) {
-    uint64_t index = offset >> OBJ_SHIFT, in_obj = offset & (OBJ_SIZE - 1);
-    uint32_t n = count;
-    if (in_obj + n > OBJ_SIZE)
-      n = OBJ_SIZE - in_obj;
-    obj_name (name, sizeof name, index);
-    int r = rados_write (ioctx, name, p, n, in_obj);
-    if (r < 0) {
-      nbdkit_error ("rados_write %s: %s", name, strerror (-r));
-      errno = -r;
-      return -1;
-    }
-    p += n;
-    offset += n;
-    count -= n;
-  }
-  return 0;
+  /* (rados_write takes a const buffer; the cast only shares each_piece) */
+  return each_piece ("rados_write", write_piece, (char *) buf, count, offset);
 }
 
 /* Every rados_write above returned after the OSDs committed it: nothing to flush.
